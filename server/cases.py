@@ -1,0 +1,236 @@
+"""Cases in the database: submit, edit with a revision check, list with filters, as JSON."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import jsonpatch
+from peewee import Cast, IntegrityError
+
+from .auth import Scope
+from .db import database
+from .definitions.versions import compiled
+from .errors import Refusal
+from .grids import ancestor_codes, in_subtree
+from .models import Event, FormVersion, GridNode, Person, Submission, utcnow
+from .validation import FieldError
+
+
+def request_hash(form: str, grid: str, data) -> str:
+    """Fingerprint what a client sent, to tell a retry from a different submission."""
+    text = json.dumps({"form": form, "grid": grid, "data": data}, ensure_ascii=False,
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_submission_id(raw) -> str:
+    """Return a client-chosen submission id in canonical form, or refuse it."""
+    try:
+        return str(uuid.UUID(str(raw)))
+    except (ValueError, AttributeError, TypeError):
+        message = "提交编号 id 须为 UUID，如 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+        raise Refusal(422, "invalid", message, [FieldError("/id", message)]) from None
+
+
+def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str | None = None
+           ) -> tuple[Submission, bool]:
+    """Validate and store a submission with its first event, once per id.
+
+    Returns the case and whether it was created now. The same id with the same content is
+    the same submission (a retry); the same id with other content is a conflict.
+    """
+    fingerprint = request_hash(version.form.key, node.code, data)
+    if sid is not None:
+        existing = Submission.get_or_none(Submission.id == sid)
+        if existing is not None:
+            return _replay(existing, person, fingerprint), False
+    result = compiled(version).validate(data)
+    if not result.ok:
+        raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
+    sid = sid or str(uuid.uuid4())
+    now = utcnow()
+    try:
+        with database.atomic():
+            case = Submission.create(
+                id=sid, form=version.form.key, version=version.version, form_version=version,
+                grid=node, grid_code=node.code, grid_path=node.path, status="submitted",
+                current_nodes=[], data=result.data, request_hash=fingerprint, revision=1,
+                created_by=person, created_at=now, updated_at=now,
+            )
+            Event.create(submission=case, at=now, actor=person, kind="submitted",
+                         to_status="submitted", revision=1,
+                         payload={"form_version": version.version})
+    except IntegrityError:
+        # Another request stored this id between our look-up and our insert.
+        existing = Submission.get_or_none(Submission.id == sid)
+        if existing is None:
+            raise
+        return _replay(existing, person, fingerprint), False
+    return case, True
+
+
+def _replay(existing: Submission, person: Person, fingerprint: str) -> Submission:
+    if existing.request_hash != fingerprint or existing.created_by_id != person.id:
+        raise Refusal(409, "conflict", "该提交编号已用于另一份内容不同的提交，请使用新的编号")
+    return existing
+
+
+def edit(person: Person, case: Submission, data, revision) -> Submission:
+    """Replace a case's data if the caller has the current revision; keep the old in history."""
+    if not isinstance(revision, int) or isinstance(revision, bool):
+        raise Refusal(422, "invalid", "须提供当前版本号 revision（整数）",
+                        [FieldError("/revision", "须提供当前版本号 revision（整数）")])
+    result = compiled(case.form_version).validate(data)
+    if not result.ok:
+        raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
+    now = utcnow()
+    with database.atomic():
+        changed = (Submission.update(data=result.data, revision=Submission.revision + 1,
+                                     updated_at=now)
+                   .where((Submission.id == case.id) & (Submission.revision == revision))
+                   .execute())
+        if changed != 1:
+            raise Refusal(409, "stale", "这份记录已被他人修改，请刷新后在最新版本上修改")
+        Event.create(submission=case, at=now, actor=person, kind="edited",
+                     from_status=case.status, to_status=case.status, revision=revision + 1,
+                     diff=jsonpatch.make_patch(case.data, result.data).patch,
+                     payload={"previous_revision": revision, "previous_data": case.data})
+    return Submission.get_by_id(case.id)
+
+
+@dataclass
+class Filters:
+    """What a case list is narrowed to."""
+
+    form: str | None = None
+    grid: GridNode | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+    created_by: Person | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
+    """Return the UTC start and end of a local calendar day."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time.min, zone).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    return start, start + timedelta(days=1)
+
+
+def encode_cursor(case: Submission) -> str:
+    """Make an opaque cursor pointing just after a case in the list order."""
+    raw = json.dumps([case.created_at.isoformat(), case.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Read a cursor back; refuse one that was not made by us."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, sid = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        return datetime.fromisoformat(at), str(sid)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise Refusal(400, "bad_cursor", "分页游标 cursor 无效，请从第一页重新开始") from None
+
+
+def list_cases(scope: Scope, filters: Filters, limit: int, cursor: str | None = None
+               ) -> tuple[list[Submission], str | None]:
+    """Return a page of cases in the scope, newest first, and the cursor of the next page."""
+    where = scope.condition(Submission.grid_path)
+    if where is None:
+        return [], None
+    query = (Submission.select(Submission, Person)
+             .join(Person, on=(Submission.created_by == Person.id)).where(where))
+    if filters.form:
+        query = query.where(Submission.form == filters.form)
+    if filters.grid is not None:
+        query = query.where(in_subtree(Submission.grid_path, filters.grid.path))
+    if filters.status:
+        query = query.where(Submission.status == filters.status)
+    if filters.since:
+        query = query.where(Submission.created_at >= filters.since)
+    if filters.until:
+        query = query.where(Submission.created_at < filters.until)
+    if filters.created_by is not None:
+        query = query.where(Submission.created_by == filters.created_by)
+    if filters.q:
+        needle = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Cast(Submission.data, "text") ** f"%{needle}%")
+    if cursor:
+        at, sid = decode_cursor(cursor)
+        query = query.where((Submission.created_at < at)
+                            | ((Submission.created_at == at) & (Submission.id < sid)))
+    rows = list(query.order_by(Submission.created_at.desc(), Submission.id.desc())
+                .limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1]) if more and rows else None
+
+
+def iso(value: datetime | None, tz: str) -> str | None:
+    """Show a stored UTC time in the local zone, ISO 8601 with its offset."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).isoformat()
+
+
+def case_json(case: Submission, tz: str) -> dict:
+    """Describe a case as the API shows it."""
+    return {
+        "id": case.id,
+        "form": case.form,
+        "version": case.version,
+        "grid": case.grid_code,
+        "status": case.status,
+        "data": case.data,
+        "created_by": case.created_by.username,
+        "created_at": iso(case.created_at, tz),
+        "updated_at": iso(case.updated_at, tz),
+        "revision": case.revision,
+    }
+
+
+def case_detail_json(case: Submission, tz: str) -> dict:
+    """Describe one case with its tasks and full history."""
+    events = (Event.select(Event, Person).join(Person, on=(Event.actor == Person.id),
+                                               join_type="LEFT OUTER")
+              .where(Event.submission == case).order_by(Event.id))
+    body = case_json(case, tz)
+    body["tasks"] = []
+    body["history"] = [
+        {
+            "at": iso(e.at, tz),
+            "actor": e.actor.username if e.actor_id else None,
+            "kind": e.kind,
+            "node": e.node,
+            "comment": e.comment,
+            "from_status": e.from_status,
+            "to_status": e.to_status,
+            "revision": e.revision,
+            "diff": e.diff,
+        }
+        for e in events
+    ]
+    return body
+
+
+def grid_json(node: GridNode) -> dict:
+    """Describe a grid node as the API shows it."""
+    ancestors = ancestor_codes(node)
+    return {
+        "code": node.code,
+        "name": node.name,
+        "level": node.level,
+        "parent": ancestors[-1] if ancestors else None,
+        "path": ancestors,
+        "households": node.households,
+        "population": node.population,
+    }

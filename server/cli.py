@@ -1,0 +1,152 @@
+"""The `gridflow` command: init-db, load, check, demo, serve, user and token."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from . import create_app
+
+
+def _default_paths() -> list[Path]:
+    return [Path(p) for p in current_app.config["DEFINITIONS"].split(":") if p and Path(p).exists()]
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+def main():
+    """gridflow：党建引领网格化治理的表单与流程服务。"""
+
+
+@main.command("init-db")
+def init_db():
+    """Create or upgrade the database schema and the default levels and roles."""
+    from .db import database, migrate_schema
+    from .grids import seed_configuration
+
+    applied = migrate_schema()
+    with database.atomic():
+        seed_configuration()
+    if applied:
+        click.echo("已应用迁移：" + "、".join(applied))
+    else:
+        click.echo("数据库结构已是最新")
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def check(paths):
+    """Check definition files or folders (default: forms/ and flows/); non-zero exit on problems."""
+    from .definitions.check import check_sources
+    from .definitions.files import read_sources
+
+    paths = list(paths) or _default_paths()
+    sources, problems = read_sources(paths)
+    kinds = {s.kind for s in sources}
+    problems += check_sources(sources, check_flow_refs=kinds == {"form", "flow"})
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        click.echo(f"发现 {len(problems)} 个问题（共检查 {len(sources)} 个定义）", err=True)
+        sys.exit(1)
+    click.echo(f"{len(sources)} 个定义全部通过检查")
+
+
+@main.command("load")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def load(paths):
+    """Load definition files or folders (default: forms/ and flows/); unchanged ones stay as they are."""
+    from .definitions.versions import load_paths
+
+    loaded, problems = load_paths(list(paths) or _default_paths())
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        click.echo(f"发现 {len(problems)} 个问题，未载入任何定义", err=True)
+        sys.exit(1)
+    names = {"form": "表单", "flow": "流程"}
+    for item in loaded:
+        state = "新版本" if item.created else "未变化"
+        click.echo(f"{names[item.kind]} {item.key} 版本 {item.version}（{state}）")
+
+
+@main.command("demo")
+@click.option("--password", default="gridflow", show_default=True, help="Password of every demo account.")
+def demo(password):
+    """Build the demo city: grid tree, people for every role, tokens, sample submissions."""
+    from .demo import build_demo, print_logins
+
+    result = build_demo(password)
+    print_logins(result, password)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--debug", is_flag=True, help="Use Flask's development server with reloading.")
+def serve(host, port, debug):
+    """Serve the application (gunicorn; the development server with --debug)."""
+    if debug:
+        current_app.run(host=host, port=port, debug=True)
+        return
+    from .serving import serve_gunicorn
+
+    serve_gunicorn(host, port, current_app.config["WORKERS"], current_app.config["THREADS"])
+
+
+@main.group("user")
+def user():
+    """Manage people."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--password", required=True, help="The person's password.")
+@click.option("--name", default=None, help="Display name (default: the username).")
+@click.option("--phone", default=None, help="Mobile number, usable as a login.")
+@click.option("--role", "roles", multiple=True, metavar="ROLE@GRIDCODE",
+              help="A role at a grid node, e.g. admin@450900; repeat for several.")
+def user_create(username, password, name, phone, roles):
+    """Create a person with roles at grid nodes (how the first administrator is made)."""
+    from .auth import add_membership, create_person
+    from .db import database
+    from .grids import GridError
+
+    grants = []
+    for spec in roles:
+        role, sep, code = spec.partition("@")
+        if not sep or not role or not code:
+            raise click.BadParameter(f"{spec}：应写作 角色@网格编码，如 admin@450900", param_hint="--role")
+        grants.append((role, code))
+    try:
+        with database.atomic():
+            person = create_person(username, password, name=name, phone=phone)
+            for role, code in grants:
+                add_membership(person, code, role)
+    except GridError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"已创建用户 {username}" + (f"，角色：{'、'.join(roles)}" if roles else ""))
+
+
+@main.group("token")
+def token():
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="A label to recognise the token by.")
+def token_create(username, name):
+    """Create an API token for a person and print it alone (it is shown only once)."""
+    from .auth import create_token
+    from .models import Person
+
+    person = Person.get_or_none(Person.username == username)
+    if person is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    if not person.active:
+        raise click.ClickException(f"用户 {username} 已停用")
+    click.echo(create_token(person, name))

@@ -1,0 +1,1 @@
+"""Form and flow definitions: their formats (meta-schemas), files, checks and stored versions."""

@@ -1,0 +1,117 @@
+"""Stored definition versions: publish by content hash, look up the latest or an exact version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..db import database
+from ..models import Flow, FlowVersion, Form, FormVersion, Person
+from ..validation import CompiledForm, compiled_form
+from .check import check_sources
+from .files import Problem, Source, read_sources
+
+IGNORED_KEYS = ("$schema",)
+
+
+def canonical(doc: dict) -> dict:
+    """Drop keys that do not change a definition's meaning (the editor's `$schema`)."""
+    return {k: v for k, v in doc.items() if k not in IGNORED_KEYS}
+
+
+def content_hash(doc: dict) -> str:
+    """Hash a definition's meaning: canonical JSON, keys sorted."""
+    text = json.dumps(canonical(doc), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What loading one definition did: its kind, key, version, and whether it was new."""
+
+    kind: str
+    key: str
+    version: int
+    created: bool
+
+
+def _tables(kind: str):
+    return (Form, FormVersion, FormVersion.form) if kind == "form" else (
+        Flow, FlowVersion, FlowVersion.flow)
+
+
+def publish(kind: str, doc: dict, source: str | None = None,
+            by: Person | None = None) -> Loaded:
+    """Store a definition as a new version unless the latest version has the same content."""
+    head_model, version_model, owner_field = _tables(kind)
+    digest = content_hash(doc)
+    with database.atomic():
+        head, _ = head_model.get_or_create(key=doc["key"], defaults={"title": doc["title"]})
+        latest = (version_model.select().where(owner_field == head)
+                  .order_by(version_model.version.desc()).first())
+        if latest is not None and latest.content_hash == digest:
+            return Loaded(kind, head.key, latest.version, False)
+        number = latest.version + 1 if latest else 1
+        version_model.create(**{owner_field.name: head}, version=number, content_hash=digest,
+                             definition=canonical(doc), source=source, created_by=by)
+        if head.title != doc["title"]:
+            head.title = doc["title"]
+            head.save()
+    return Loaded(kind, head.key, number, True)
+
+
+def known_keys() -> tuple[set[str], set[str]]:
+    """Return the keys of the stored forms and flows."""
+    return ({f.key for f in Form.select(Form.key)}, {f.key for f in Flow.select(Flow.key)})
+
+
+def load_paths(paths: list[Path], by: Person | None = None) -> tuple[list[Loaded], list[Problem]]:
+    """Check and load definition files; nothing is stored unless every file passes."""
+    from ..grids import level_keys, role_keys
+
+    sources, problems = read_sources(paths)
+    forms, flows = known_keys()
+    problems += check_sources(sources, forms, flows, levels=level_keys(), roles=role_keys())
+    if problems:
+        return [], problems
+    # Flows first, so that a form never points at a flow that is not stored yet.
+    ordered: list[Source] = sorted(sources, key=lambda s: (s.kind != "flow", str(s.path)))
+    with database.atomic():
+        loaded = [publish(s.kind, s.doc, str(s.path), by) for s in ordered]
+    return loaded, []
+
+
+def latest_form(key: str) -> FormVersion | None:
+    """Return the newest version of a form, or None."""
+    return (FormVersion.select(FormVersion, Form).join(Form)
+            .where(Form.key == key).order_by(FormVersion.version.desc()).first())
+
+
+def form_version(key: str, version: int) -> FormVersion | None:
+    """Return one exact version of a form, or None."""
+    return (FormVersion.select(FormVersion, Form).join(Form)
+            .where((Form.key == key) & (FormVersion.version == version)).first())
+
+
+def latest_forms() -> list[FormVersion]:
+    """Return the newest version of every form, by key."""
+    rows = (FormVersion.select(FormVersion, Form).join(Form)
+            .order_by(Form.key, FormVersion.version.desc()))
+    newest: dict[str, FormVersion] = {}
+    for row in rows:
+        newest.setdefault(row.form.key, row)
+    return list(newest.values())
+
+
+def latest_flow(key: str) -> FlowVersion | None:
+    """Return the newest version of a flow, or None."""
+    return (FlowVersion.select(FlowVersion, Flow).join(Flow)
+            .where(Flow.key == key).order_by(FlowVersion.version.desc()).first())
+
+
+def compiled(version: FormVersion) -> CompiledForm:
+    """Return the compiled validator of a form version (compiled once per process)."""
+    definition = version.definition
+    return compiled_form(version.content_hash, definition["schema"], definition.get("ui"))

@@ -1,0 +1,192 @@
+"""Create the first schema."""
+from peewee import *
+
+
+def up(migrator, db):
+    class Person(Model):
+        username = CharField(unique=True, max_length=64)
+        name = CharField(max_length=64)
+        phone = CharField(unique=True, null=True, max_length=20)
+        password_hash = CharField(max_length=256)
+        active = BooleanField(default=True)
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'person'
+    db.create_tables([Person])
+
+    class ApiToken(Model):
+        person = ForeignKeyField(Person, on_delete='CASCADE')
+        name = CharField(max_length=64, default='')
+        token_hash = CharField(unique=True, max_length=64)
+        prefix = CharField(max_length=16)
+        created_at = DateTimeField()
+        last_used_at = DateTimeField(null=True)
+        revoked_at = DateTimeField(null=True)
+        class Meta:
+            database = db
+            table_name = 'api_token'
+    db.create_tables([ApiToken])
+
+    class Form(Model):
+        key = CharField(unique=True, max_length=64)
+        title = CharField(max_length=128)
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'form'
+    db.create_tables([Form])
+
+    class FormVersion(Model):
+        form = ForeignKeyField(Form, on_delete='CASCADE')
+        version = IntegerField()
+        content_hash = CharField(max_length=64)
+        definition = JSONField()
+        source = CharField(null=True, max_length=512)
+        created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'form_version'
+            indexes = ((('form', 'version'), True),)
+    db.create_tables([FormVersion])
+
+    class GridNode(Model):
+        code = CharField(unique=True, max_length=64)
+        name = CharField(max_length=128)
+        level = CharField(max_length=32)
+        parent = ForeignKeyField('self', null=True, on_delete='RESTRICT')
+        path = CharField(index=True, max_length=1024)
+        depth = IntegerField()
+        households = IntegerField(null=True)
+        population = IntegerField(null=True)
+        boundary = JSONField(null=True)
+        retired_at = DateTimeField(null=True)
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'grid_node'
+    db.create_tables([GridNode])
+
+    class Submission(Model):
+        id = CharField(primary_key=True, max_length=36)
+        form = CharField(max_length=64)
+        version = IntegerField()
+        form_version = ForeignKeyField(FormVersion, on_delete='RESTRICT')
+        grid = ForeignKeyField(GridNode, on_delete='RESTRICT')
+        grid_code = CharField(max_length=64)
+        grid_path = CharField(max_length=1024)
+        status = CharField(max_length=32, default='submitted')
+        current_nodes = JSONField(default=list)
+        data = JSONField()
+        request_hash = CharField(max_length=64)
+        revision = IntegerField(default=1)
+        created_by = ForeignKeyField(Person, on_delete='RESTRICT')
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+        closed_at = DateTimeField(null=True)
+        class Meta:
+            database = db
+            table_name = 'submission'
+            indexes = ((('grid_path', 'created_at'), False), (('form', 'status', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False))
+    db.create_tables([Submission])
+
+    class Attachment(Model):
+        sha256 = CharField(index=True, max_length=64)
+        submission = ForeignKeyField(Submission, null=True, on_delete='SET NULL')
+        uploaded_by = ForeignKeyField(Person, on_delete='RESTRICT')
+        filename = CharField()
+        content_type = CharField(max_length=128)
+        size = IntegerField()
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'attachment'
+    db.create_tables([Attachment])
+
+    class Event(Model):
+        submission = ForeignKeyField(Submission, on_delete='CASCADE')
+        at = DateTimeField()
+        actor = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        kind = CharField(max_length=32)
+        node = CharField(null=True, max_length=64)
+        from_status = CharField(null=True, max_length=32)
+        to_status = CharField(null=True, max_length=32)
+        revision = IntegerField(null=True)
+        comment = TextField(null=True)
+        diff = JSONField(null=True)
+        payload = JSONField(null=True)
+        class Meta:
+            database = db
+            table_name = 'event'
+            indexes = ((('submission', 'id'), False),)
+    db.create_tables([Event])
+
+    class Flow(Model):
+        key = CharField(unique=True, max_length=64)
+        title = CharField(max_length=128)
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'flow'
+    db.create_tables([Flow])
+
+    class FlowVersion(Model):
+        flow = ForeignKeyField(Flow, on_delete='CASCADE')
+        version = IntegerField()
+        content_hash = CharField(max_length=64)
+        definition = JSONField()
+        source = CharField(null=True, max_length=512)
+        created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'flow_version'
+            indexes = ((('flow', 'version'), True),)
+    db.create_tables([FlowVersion])
+
+    class Level(Model):
+        key = CharField(primary_key=True, max_length=32)
+        name = CharField(max_length=64)
+        depth = IntegerField(unique=True)
+        class Meta:
+            database = db
+            table_name = 'level'
+    db.create_tables([Level])
+
+    class Membership(Model):
+        person = ForeignKeyField(Person, on_delete='CASCADE')
+        node = ForeignKeyField(GridNode, on_delete='RESTRICT')
+        role = CharField(max_length=32)
+        department = CharField(null=True, max_length=64)
+        created_at = DateTimeField()
+        class Meta:
+            database = db
+            table_name = 'membership'
+            indexes = ((('person', 'node', 'role', 'department'), True),)
+    db.create_tables([Membership])
+
+    class Role(Model):
+        key = CharField(primary_key=True, max_length=32)
+        name = CharField(max_length=64)
+        is_admin = BooleanField(default=False)
+        class Meta:
+            database = db
+            table_name = 'role'
+    db.create_tables([Role])
+
+
+def down(migrator, db):
+    migrator.migrate(migrator.drop_table('role'))
+    migrator.migrate(migrator.drop_table('membership'))
+    migrator.migrate(migrator.drop_table('level'))
+    migrator.migrate(migrator.drop_table('flow_version'))
+    migrator.migrate(migrator.drop_table('flow'))
+    migrator.migrate(migrator.drop_table('event'))
+    migrator.migrate(migrator.drop_table('attachment'))
+    migrator.migrate(migrator.drop_table('submission'))
+    migrator.migrate(migrator.drop_table('grid_node'))
+    migrator.migrate(migrator.drop_table('form_version'))
+    migrator.migrate(migrator.drop_table('form'))
+    migrator.migrate(migrator.drop_table('api_token'))
+    migrator.migrate(migrator.drop_table('person'))

@@ -1,0 +1,218 @@
+"""The tables: grid tree, people, tokens, definition versions, submissions, events, attachments."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    JSONField,
+    Model,
+    TextField,
+)
+
+from .db import database
+
+dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+def utcnow() -> datetime:
+    """Return the current time as naive UTC, the form every timestamp is stored in."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def Json(**kwargs) -> JSONField:  # noqa: N802 - reads like a field class
+    """Make a JSON column that keeps Chinese text readable in the database."""
+    return JSONField(dumps=dumps, **kwargs)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Level(BaseModel):
+    """A level of the grid tree (市, 区, 街道 …); configuration, not code."""
+
+    key = CharField(max_length=32, primary_key=True)
+    name = CharField(max_length=64)
+    depth = IntegerField(unique=True)
+
+
+class Role(BaseModel):
+    """A role a person holds at a grid node (网格员, 社区书记 …); configuration."""
+
+    key = CharField(max_length=32, primary_key=True)
+    name = CharField(max_length=64)
+    is_admin = BooleanField(default=False)
+
+
+class GridNode(BaseModel):
+    """A node of the grid tree, with its materialised path of codes (`/root/…/self/`)."""
+
+    code = CharField(max_length=64, unique=True)
+    name = CharField(max_length=128)
+    level = CharField(max_length=32)
+    parent = ForeignKeyField("self", null=True, backref="children", on_delete="RESTRICT")
+    path = CharField(max_length=1024, index=True)
+    depth = IntegerField()
+    households = IntegerField(null=True)
+    population = IntegerField(null=True)
+    boundary = Json(null=True)
+    retired_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Person(BaseModel):
+    """Somebody who signs in: a grid worker, an officer, an administrator."""
+
+    username = CharField(max_length=64, unique=True)
+    name = CharField(max_length=64)
+    phone = CharField(max_length=20, null=True, unique=True)
+    password_hash = CharField(max_length=256)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Membership(BaseModel):
+    """A person's role at a grid node; their scope is the subtrees of these nodes."""
+
+    person = ForeignKeyField(Person, backref="memberships", on_delete="CASCADE")
+    node = ForeignKeyField(GridNode, backref="memberships", on_delete="RESTRICT")
+    role = CharField(max_length=32)
+    department = CharField(max_length=64, null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("person", "node", "role", "department"), True),)
+
+
+class ApiToken(BaseModel):
+    """An API token, kept only as its SHA-256 hash; the token itself is shown once."""
+
+    person = ForeignKeyField(Person, backref="tokens", on_delete="CASCADE")
+    name = CharField(max_length=64, default="")
+    token_hash = CharField(max_length=64, unique=True)
+    prefix = CharField(max_length=16)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+
+class Form(BaseModel):
+    """A form, by key; its content lives in immutable versions."""
+
+    key = CharField(max_length=64, unique=True)
+    title = CharField(max_length=128)
+    created_at = DateTimeField(default=utcnow)
+
+
+class FormVersion(BaseModel):
+    """One immutable published content of a form, identified by its content hash."""
+
+    form = ForeignKeyField(Form, backref="versions", on_delete="CASCADE")
+    version = IntegerField()
+    content_hash = CharField(max_length=64)
+    definition = Json()
+    source = CharField(max_length=512, null=True)
+    created_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("form", "version"), True),)
+
+
+class Flow(BaseModel):
+    """A flow, by key; its content lives in immutable versions."""
+
+    key = CharField(max_length=64, unique=True)
+    title = CharField(max_length=128)
+    created_at = DateTimeField(default=utcnow)
+
+
+class FlowVersion(BaseModel):
+    """One immutable published content of a flow, identified by its content hash."""
+
+    flow = ForeignKeyField(Flow, backref="versions", on_delete="CASCADE")
+    version = IntegerField()
+    content_hash = CharField(max_length=64)
+    definition = Json()
+    source = CharField(max_length=512, null=True)
+    created_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("flow", "version"), True),)
+
+
+class Submission(BaseModel):
+    """A case: the form's data as JSON, plus the typed columns every case has."""
+
+    id = CharField(max_length=36, primary_key=True)
+    form = CharField(max_length=64)
+    version = IntegerField()
+    form_version = ForeignKeyField(FormVersion, on_delete="RESTRICT")
+    grid = ForeignKeyField(GridNode, on_delete="RESTRICT")
+    grid_code = CharField(max_length=64)
+    grid_path = CharField(max_length=1024)
+    status = CharField(max_length=32, default="submitted")
+    current_nodes = Json(default=list)
+    data = Json()
+    request_hash = CharField(max_length=64)
+    revision = IntegerField(default=1)
+    created_by = ForeignKeyField(Person, backref="submissions", on_delete="RESTRICT")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    closed_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("grid_path", "created_at"), False),
+            (("form", "status", "created_at"), False),
+            (("created_by", "created_at"), False),
+            (("created_at", "id"), False),
+        )
+
+
+class Event(BaseModel):
+    """One append-only entry of a case's history: who, when, what, from which state, the diff."""
+
+    submission = ForeignKeyField(Submission, backref="events", on_delete="CASCADE")
+    at = DateTimeField(default=utcnow)
+    actor = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    kind = CharField(max_length=32)
+    node = CharField(max_length=64, null=True)
+    from_status = CharField(max_length=32, null=True)
+    to_status = CharField(max_length=32, null=True)
+    revision = IntegerField(null=True)
+    comment = TextField(null=True)
+    diff = Json(null=True)
+    payload = Json(null=True)
+
+    class Meta:
+        indexes = ((("submission", "id"), False),)
+
+
+class Attachment(BaseModel):
+    """An uploaded file, stored on disk by its SHA-256; linked to the case it belongs to."""
+
+    sha256 = CharField(max_length=64, index=True)
+    submission = ForeignKeyField(Submission, null=True, backref="attachments", on_delete="SET NULL")
+    uploaded_by = ForeignKeyField(Person, on_delete="RESTRICT")
+    filename = CharField(max_length=255)
+    content_type = CharField(max_length=128)
+    size = IntegerField()
+    created_at = DateTimeField(default=utcnow)
+
+
+MODELS = (
+    Level, Role, GridNode, Person, Membership, ApiToken,
+    Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment,
+)

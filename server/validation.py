@@ -1,0 +1,426 @@
+"""Form validation: compiled validators, visibility conditions, errors in Chinese by field title."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.validators import extend
+from referencing import Registry
+
+from .formats import format_checker
+
+log = logging.getLogger(__name__)
+
+TYPE_NAMES = {
+    "string": "文本",
+    "integer": "整数",
+    "number": "数字",
+    "boolean": "是或否",
+    "array": "列表",
+    "object": "一组字段",
+    "null": "空值",
+}
+
+FORMAT_MESSAGES = {
+    "date": "「{title}」应为有效日期，如 2024-05-01",
+    "time": "「{title}」应为有效时间，如 09:30",
+    "date-time": "「{title}」应为有效的日期和时间，如 2024-05-01T09:30",
+    "email": "「{title}」应为有效的电子邮箱地址",
+    "cn-mobile": "「{title}」应为11位手机号码",
+    "cn-id-card": "「{title}」不是有效的18位身份证号码（请核对出生日期和最后一位校验码）",
+    "grid-code": "「{title}」不是有效的网格编码",
+    "attachment": "「{title}」不是有效的附件，请重新上传",
+}
+
+MESSAGES = {
+    "required": "「{title}」为必填项",
+    "type": "「{title}」应为{expected}",
+    "minimum": "「{title}」不能小于 {limit}",
+    "maximum": "「{title}」不能大于 {limit}",
+    "exclusiveMinimum": "「{title}」必须大于 {limit}",
+    "exclusiveMaximum": "「{title}」必须小于 {limit}",
+    "multipleOf": "「{title}」必须是 {limit} 的整数倍",
+    "minLength": "「{title}」至少需要 {limit} 个字",
+    "maxLength": "「{title}」最多 {limit} 个字",
+    "pattern": "「{title}」的格式不正确",
+    "enum": "「{title}」只能从以下选项中选择：{options}",
+    "const": "「{title}」只能是「{options}」",
+    "oneOf": "「{title}」只能从以下选项中选择：{options}",
+    "oneOf_shape": "「{title}」不符合任何一种允许的填写方式",
+    "anyOf": "「{title}」不符合任何一种允许的填写方式",
+    "minItems": "「{title}」至少需要 {limit} 项",
+    "maxItems": "「{title}」最多 {limit} 项",
+    "uniqueItems": "「{title}」中有重复的项",
+    "additionalProperties": "表单中没有「{name}」这一项，请删除",
+    "unevaluatedProperties": "表单中没有「{name}」这一项，请删除",
+    "minProperties": "「{title}」至少需要填写 {limit} 项",
+    "maxProperties": "「{title}」最多填写 {limit} 项",
+    "not": "「{title}」的值不被允许",
+    "contains": "「{title}」缺少必需的项",
+    "fallback": "「{title}」的值不符合要求",
+}
+
+ROOT_TITLE = "表单"
+
+
+def _multiple_of(validator, divisor, instance, schema):
+    """Check multipleOf exactly in decimal, so 19.99 is a multiple of 0.01."""
+    if not validator.is_type(instance, "number"):
+        return
+    try:
+        remainder = Decimal(str(instance)) % Decimal(str(divisor))
+    except (InvalidOperation, ValueError):
+        remainder = Decimal(1)
+    if remainder != 0:
+        yield ValidationError(f"{instance!r} is not a multiple of {divisor}")
+
+
+FormValidator = extend(Draft202012Validator, {"multipleOf": _multiple_of})
+
+# An empty registry: a `$ref` that is not inside the schema fails; nothing is ever fetched.
+NO_REMOTE = Registry()
+
+
+def make_validator(schema: dict) -> Draft202012Validator:
+    """Compile a validator for a schema with our formats and no remote references."""
+    return FormValidator(schema, format_checker=format_checker(), registry=NO_REMOTE)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem a person can fix: where (JSON Pointer) and what (Chinese)."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+@dataclass
+class Result:
+    """The data as kept (hidden fields dropped) and the errors found in it."""
+
+    data: Any
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def pointer(parts) -> str:
+    """Turn path parts into a JSON Pointer."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _options(schema: dict, ui: dict) -> list[tuple[Any, str]]:
+    """List (value, label) of a field's options: oneOf const/title, or enum with ui:enumNames."""
+    if "oneOf" in schema and all(isinstance(o, dict) and "const" in o for o in schema["oneOf"]):
+        return [(o["const"], o.get("title", str(o["const"]))) for o in schema["oneOf"]]
+    if "enum" in schema:
+        names = ui.get("ui:enumNames") or []
+        return [
+            (v, names[i] if i < len(names) else str(v)) for i, v in enumerate(schema["enum"])
+        ]
+    if "const" in schema:
+        return [(schema["const"], schema.get("title", str(schema["const"])))]
+    return []
+
+
+class CompiledForm:
+    """A form version ready to validate: compiled once, kept in memory, shared by threads."""
+
+    def __init__(self, schema: dict, ui: dict | None = None):
+        self.schema = schema
+        self.ui = ui or {}
+        self.validator = make_validator(closed(schema))
+        self.conditions: list[tuple[tuple, Draft202012Validator]] = []
+        self._collect_conditions(self.schema, self.ui, ())
+
+    # -- visibility -------------------------------------------------------------------------
+
+    def _collect_conditions(self, schema: dict, ui: dict, path: tuple) -> None:
+        schema = self.resolve(schema)
+        if path and isinstance(ui.get("ui:visibleWhen"), dict):
+            self.conditions.append((path, make_validator(ui["ui:visibleWhen"])))
+        for name, sub in (schema.get("properties") or {}).items():
+            if isinstance(sub, dict):
+                sub_ui = ui.get(name) if isinstance(ui.get(name), dict) else {}
+                self._collect_conditions(sub, sub_ui, path + (name,))
+        items = schema.get("items")
+        if isinstance(items, dict):
+            items_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
+            self._collect_conditions(items, items_ui, path + ("*",))
+
+    def hidden_paths(self, data: Any) -> set[tuple]:
+        """Return the concrete paths of fields hidden by their conditions, for this data."""
+        if not self.conditions:
+            return set()
+        hidden: set[tuple] = set()
+        # Visibility may depend on other conditional fields: iterate to a fixed point,
+        # always judging from the original data minus what is hidden so far.
+        for _ in range(len(self.conditions) + 1):
+            view = _without(data, hidden)
+            now = set()
+            for pattern, cond in self.conditions:
+                if not cond.is_valid(view):
+                    now.update(_expand(pattern, data))
+            if now == hidden:
+                break
+            hidden = now
+        return hidden
+
+    # -- validation -------------------------------------------------------------------------
+
+    def validate(self, data: Any) -> Result:
+        """Drop hidden fields, validate the rest, and describe each error in Chinese."""
+        hidden = self.hidden_paths(data) if isinstance(data, dict) else set()
+        kept = _without(data, hidden)
+        errors: list[FieldError] = []
+        seen_required: set[tuple] = set()
+        for error in self.validator.iter_errors(kept):
+            errors.extend(self._describe(error, hidden, seen_required))
+        return Result(kept, sorted(_unique(errors), key=self._position))
+
+    def _position(self, error: FieldError) -> list:
+        """Order errors as the fields appear in the form, top to bottom."""
+        key, schema = [], self.resolve(self.schema)
+        for raw in error.path.split("/")[1:]:
+            part = raw.replace("~1", "/").replace("~0", "~")
+            if part.isdigit():
+                key.append(int(part))
+                schema = self.resolve(schema.get("items") or {})
+                continue
+            names = list(schema.get("properties") or {})
+            key.append(names.index(part) if part in names else len(names))
+            schema = self.resolve((schema.get("properties") or {}).get(part) or {})
+        return key
+
+    def _describe(self, error: ValidationError, hidden: set, seen_required: set):
+        where = tuple(error.absolute_path)
+        keyword = error.validator
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        custom = schema.get("x-errorMessages") or {}
+        if keyword == "required":
+            if where in seen_required:
+                return
+            seen_required.add(where)
+            instance = error.instance if isinstance(error.instance, dict) else {}
+            for name in error.validator_value:
+                if name in instance or where + (name,) in hidden:
+                    continue
+                path = where + (name,)
+                prop = self.schema_at(path)
+                text = (prop.get("x-errorMessages") or {}).get("required")
+                yield FieldError(pointer(path), text or MESSAGES["required"].format(
+                    title=self.title_at(path)))
+            return
+        if keyword in ("additionalProperties", "unevaluatedProperties"):
+            props = error.schema.get("properties") or {}
+            patterns = list(error.schema.get("patternProperties") or {})
+            instance = error.instance if isinstance(error.instance, dict) else {}
+            for name in instance:
+                if name not in props and not any(re.search(p, name) for p in patterns):
+                    yield FieldError(pointer(where + (name,)),
+                                     MESSAGES["additionalProperties"].format(name=name))
+            return
+        title = self.title_at(where)
+        if keyword in custom:
+            yield FieldError(pointer(where), custom[keyword])
+            return
+        yield FieldError(pointer(where), self._message(error, keyword, title, where))
+
+    def _message(self, error: ValidationError, keyword: str, title: str, where: tuple) -> str:
+        value = error.validator_value
+        if keyword == "type":
+            kinds = value if isinstance(value, list) else [value]
+            expected = "或".join(TYPE_NAMES.get(k, k) for k in kinds)
+            return MESSAGES["type"].format(title=title, expected=expected)
+        if keyword == "format":
+            template = FORMAT_MESSAGES.get(value, "「{title}」的格式不正确")
+            return template.format(title=title)
+        if keyword in ("enum", "const", "oneOf"):
+            options = _options(error.schema, self.ui_at(where))
+            if options:
+                labels = "、".join(label for _, label in options)
+                return MESSAGES[keyword].format(title=title, options=labels)
+            if keyword == "oneOf":
+                return MESSAGES["oneOf_shape"].format(title=title)
+        if keyword in MESSAGES and "{limit}" in MESSAGES[keyword]:
+            return MESSAGES[keyword].format(title=title, limit=_number(value))
+        if keyword in MESSAGES:
+            return MESSAGES[keyword].format(title=title)
+        log.warning("no Chinese message for keyword %s at %s", keyword, pointer(where))
+        return MESSAGES["fallback"].format(title=title)
+
+    # -- looking things up by path ------------------------------------------------------------
+
+    def resolve(self, schema: dict) -> dict:
+        """Follow a local `$ref` (`#/…`) to the schema it names."""
+        seen = 0
+        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and seen < 16:
+            ref = schema["$ref"]
+            if not ref.startswith("#"):
+                break
+            target: Any = self.schema
+            for part in [p for p in ref[1:].split("/") if p]:
+                part = part.replace("~1", "/").replace("~0", "~")
+                target = target.get(part, {}) if isinstance(target, dict) else {}
+            schema, seen = target, seen + 1
+        return schema if isinstance(schema, dict) else {}
+
+    def schema_at(self, path: tuple) -> dict:
+        """Return the schema of the field at a data path (array indices step into `items`)."""
+        schema = self.resolve(self.schema)
+        for part in path:
+            if isinstance(part, int) or part == "*":
+                schema = self.resolve(schema.get("items") or {})
+            else:
+                schema = self.resolve((schema.get("properties") or {}).get(part) or {})
+        return schema
+
+    def ui_at(self, path: tuple) -> dict:
+        """Return the ui hints of the field at a data path."""
+        ui: Any = self.ui
+        for part in path:
+            key = "items" if isinstance(part, int) or part == "*" else part
+            ui = ui.get(key) if isinstance(ui, dict) else None
+        return ui if isinstance(ui, dict) else {}
+
+    def title_at(self, path: tuple) -> str:
+        """Name a field as a person sees it: ui:title, else the schema title, else its key.
+
+        An array item without a title is named after its list, with its row number.
+        """
+        if not path:
+            return self.ui.get("ui:title") or self.schema.get("title") or ROOT_TITLE
+        ui, schema = self.ui_at(path), self.schema_at(path)
+        title = ui.get("ui:title") or schema.get("title")
+        last = path[-1]
+        if isinstance(last, int):
+            owner = self.title_at(path[:-1])
+            # An item of a list of choices is the list itself to the person filling it.
+            return f"{owner}第{last + 1}项" if schema.get("type") == "object" else owner
+        title = title or str(last)
+        rows = [i for i, p in enumerate(path) if isinstance(p, int)]
+        if rows:
+            i = rows[-1]
+            return f"{self.title_at(path[: i + 1])}的{title}"
+        return title
+
+
+OPEN_KEYWORDS = frozenset({
+    "additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "anyOf",
+    "oneOf", "if", "then", "else", "not", "dependentSchemas", "$ref", "$dynamicRef",
+})
+
+
+def closed(schema: Any) -> Any:
+    """Return a copy of a schema where plain object schemas refuse fields they do not declare.
+
+    An object schema with `properties` and none of the keywords that combine or extend
+    properties gets `additionalProperties: false`, so a misspelt or unknown field is an error
+    instead of being stored silently. A form opts out with `additionalProperties: true`.
+    """
+    schema = copy.deepcopy(schema)
+    _close(schema)
+    return schema
+
+
+def _close(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _close(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key in ("const", "enum", "default", "examples", "ui:visibleWhen"):
+            continue
+        if key in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
+            for sub in value.values() if isinstance(value, dict) else ():
+                _close(sub)
+        else:
+            _close(value)
+    if isinstance(node.get("properties"), dict) and not OPEN_KEYWORDS & node.keys():
+        node["additionalProperties"] = False
+
+
+def _number(value: Any) -> str:
+    """Show a limit without a trailing `.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unique(errors: list[FieldError]) -> list[FieldError]:
+    seen, out = set(), []
+    for e in errors:
+        if (e.path, e.message) not in seen:
+            seen.add((e.path, e.message))
+            out.append(e)
+    return out
+
+
+def _expand(pattern: tuple, data: Any, prefix: tuple = ()) -> list[tuple]:
+    """Expand `*` in a field path over the rows present in the data."""
+    if not pattern:
+        return [prefix]
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        if not isinstance(data, list):
+            return []
+        out = []
+        for i, row in enumerate(data):
+            out.extend(_expand(rest, row, prefix + (i,)))
+        return out
+    if not rest:
+        return [prefix + (head,)]
+    if not isinstance(data, dict) or head not in data:
+        return []
+    return _expand(rest, data[head], prefix + (head,))
+
+
+def _without(data: Any, hidden: set[tuple]) -> Any:
+    """Return a copy of the data without the values at the hidden paths."""
+    if not hidden:
+        return data
+    return _prune(data, hidden, ())
+
+
+def _prune(data: Any, hidden: set[tuple], here: tuple) -> Any:
+    if isinstance(data, dict):
+        return {
+            k: _prune(v, hidden, here + (k,)) for k, v in data.items() if here + (k,) not in hidden
+        }
+    if isinstance(data, list):
+        return [_prune(v, hidden, here + (i,)) for i, v in enumerate(data)]
+    return data
+
+
+_cache: dict[str, CompiledForm] = {}
+_cache_lock = threading.Lock()
+
+
+def compiled_form(content_hash: str, schema: dict, ui: dict | None = None) -> CompiledForm:
+    """Return the compiled form for a definition version, compiling it only the first time."""
+    form = _cache.get(content_hash)
+    if form is None:
+        with _cache_lock:
+            form = _cache.get(content_hash)
+            if form is None:
+                form = _cache[content_hash] = CompiledForm(schema, ui)
+    return form
+
+
+def cache_size() -> int:
+    """Tell how many compiled forms are held in memory."""
+    return len(_cache)

@@ -1,0 +1,1 @@
+"""Blueprints: the JSON API, health check and the web pages."""

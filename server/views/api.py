@@ -1,0 +1,265 @@
+"""The JSON API under /api/v1: forms, submissions, grids; token auth; errors as JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from .. import cases
+from ..auth import Scope, person_for_token
+from ..definitions.versions import latest_form, latest_forms
+from ..errors import Refusal
+from ..grids import node_by_code
+from ..models import GridNode, Submission
+from ..openapi import openapi_document
+from ..validation import FieldError
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PUBLIC = {"api.openapi"}
+
+
+@bp.before_request
+def authenticate():
+    """Find the person behind the bearer token; refuse the request without one."""
+    if request.endpoint in PUBLIC:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refusal(401, "unauthorized", "缺少访问令牌：请在 Authorization 头中提供 Bearer 令牌")
+    person = person_for_token(token.strip())
+    if person is None:
+        raise Refusal(401, "unauthorized", "访问令牌无效、已撤销，或账号已停用")
+    g.person = person
+    g.scope = Scope.of(person)
+
+
+@bp.errorhandler(Refusal)
+def refused(refusal: Refusal):
+    response = jsonify(refusal.as_dict())
+    response.status_code = refusal.status
+    if refusal.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gridflow"'
+    return response
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _too_deep(value, limit: int) -> bool:
+    """Tell whether arrays and objects nest deeper than the limit (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def json_body() -> dict:
+    """Read the request body as a JSON object, refusing anything else with a clear error."""
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        raise Refusal(415, "unsupported_media_type",
+                      "请求体须为 JSON，并设置 Content-Type: application/json")
+    raw = request.get_data(cache=False)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refusal(400, "bad_json", "请求体不是有效的 UTF-8 文本") from None
+    try:
+        body = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise Refusal(400, "too_deep", "JSON 嵌套层数过多") from None
+    except ValueError as exc:
+        raise Refusal(400, "bad_json", f"请求体不是有效的 JSON：{exc}") from None
+    if _too_deep(body, current_app.config["MAX_JSON_DEPTH"]):
+        raise Refusal(400, "too_deep",
+                      f"JSON 嵌套层数过多（最多 {current_app.config['MAX_JSON_DEPTH']} 层）")
+    if not isinstance(body, dict):
+        raise Refusal(400, "bad_json", "请求体须为 JSON 对象 {…}")
+    return body
+
+
+def _unknown_keys(body: dict, allowed: set[str]) -> None:
+    extra = sorted(set(body) - allowed)
+    if extra:
+        errors = [FieldError(f"/{k}", f"不认识的字段「{k}」") for k in extra]
+        raise Refusal(422, "invalid", "请求中有不认识的字段：" + "、".join(extra), errors)
+
+
+def _tz() -> str:
+    return current_app.config["TIMEZONE"]
+
+
+# -- forms ------------------------------------------------------------------------------------
+
+@bp.get("/forms")
+def forms():
+    """List the forms the caller may fill, newest version of each."""
+    items = [
+        {"key": v.form.key, "title": v.form.title, "version": v.version,
+         "flow": v.definition.get("flow")}
+        for v in latest_forms()
+    ]
+    return {"forms": items}
+
+
+@bp.get("/forms/<key>")
+def form(key: str):
+    """Show the effective definition of a form for a grid."""
+    version = latest_form(key)
+    if version is None:
+        raise Refusal(404, "not_found", f"找不到表单 {key}")
+    code = request.args.get("grid")
+    if code is not None:
+        node = node_by_code(code)
+        if node is None or not g.scope.covers(node.path):
+            raise Refusal(404, "not_found", f"网格 {code} 不存在或不在您的管辖范围内")
+    d = version.definition
+    return {"key": key, "title": d["title"], "version": version.version,
+            "description": d.get("description"), "schema": d["schema"], "ui": d.get("ui", {}),
+            "flow": d.get("flow")}
+
+
+@bp.post("/forms/<key>/submissions")
+def submit(key: str):
+    """File a submission; the same id and data again is a harmless retry."""
+    version = latest_form(key)
+    if version is None:
+        raise Refusal(404, "not_found", f"找不到表单 {key}")
+    body = json_body()
+    _unknown_keys(body, {"id", "grid", "data"})
+    sid = cases.parse_submission_id(body["id"]) if body.get("id") is not None else None
+    code = body.get("grid")
+    if not isinstance(code, str) or not code:
+        raise Refusal(422, "invalid", "须提供网格编码 grid", [FieldError("/grid", "须提供网格编码 grid")])
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise Refusal(422, "invalid", "须提供表单数据 data（JSON 对象）",
+                      [FieldError("/data", "须提供表单数据 data（JSON 对象）")])
+    node = node_by_code(code)
+    if node is None:
+        raise Refusal(422, "invalid", f"网格编码 {code} 不存在",
+                      [FieldError("/grid", f"网格编码 {code} 不存在")])
+    if not g.scope.can_submit_at(node):
+        raise Refusal(403, "forbidden", f"您无权在网格 {node.name}（{code}）提交")
+    case, created = cases.submit(g.person, version, node, data, sid)
+    body = cases.case_json(case, _tz())
+    if not created:
+        return body, 200
+    return body, 201, {"Location": f"/api/v1/submissions/{case.id}"}
+
+
+# -- submissions ------------------------------------------------------------------------------
+
+def _day(name: str) -> date | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Refusal(422, "invalid", f"{name} 应为日期，如 2024-05-01",
+                      [FieldError(f"/{name}", f"{name} 应为日期，如 2024-05-01")]) from None
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return current_app.config["PAGE_SIZE"]
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise Refusal(422, "invalid", "limit 应为 1 到 200 之间的整数",
+                      [FieldError("/limit", "limit 应为 1 到 200 之间的整数")])
+    return int(raw)
+
+
+@bp.get("/submissions")
+def submissions():
+    """List cases in the caller's scope with filters, newest first, by cursor."""
+    filters = cases.Filters(form=request.args.get("form") or None,
+                            status=request.args.get("status") or None,
+                            q=(request.args.get("q") or "").strip() or None)
+    code = request.args.get("grid")
+    if code:
+        node = node_by_code(code)
+        if node is None or not g.scope.covers(node.path):
+            message = f"网格 {code} 不存在或不在您的管辖范围内"
+            raise Refusal(422, "invalid", message, [FieldError("/grid", message)])
+        filters.grid = node
+    since, until = _day("from"), _day("to")
+    if since:
+        filters.since = cases.local_day_bounds(since, _tz())[0]
+    if until:
+        filters.until = cases.local_day_bounds(until, _tz())[1]
+    items, following = cases.list_cases(g.scope, filters, _limit(), request.args.get("cursor"))
+    return {"items": [cases.case_json(c, _tz()) for c in items], "next": following}
+
+
+def _visible_case(sid: str) -> Submission:
+    case = Submission.get_or_none(Submission.id == sid)
+    if case is None or not g.scope.can_see_submission(case):
+        raise Refusal(404, "not_found", "找不到这条记录，或它不在您的管辖范围内")
+    return case
+
+
+@bp.get("/submissions/<sid>")
+def submission(sid: str):
+    """Show one case with its tasks and history."""
+    return cases.case_detail_json(_visible_case(sid), _tz())
+
+
+@bp.put("/submissions/<sid>")
+def edit_submission(sid: str):
+    """Replace a case's data, given the revision the caller last saw."""
+    case = _visible_case(sid)
+    body = json_body()
+    _unknown_keys(body, {"data", "revision"})
+    if not g.scope.can_edit_submission(case):
+        raise Refusal(403, "forbidden", "只有填报人或管理员可以修改这条记录")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise Refusal(422, "invalid", "须提供表单数据 data（JSON 对象）",
+                      [FieldError("/data", "须提供表单数据 data（JSON 对象）")])
+    case = cases.edit(g.person, case, data, body.get("revision"))
+    return cases.case_json(case, _tz())
+
+
+# -- grids ------------------------------------------------------------------------------------
+
+@bp.get("/grids")
+def grids():
+    """List the children of a node in scope, or the top nodes of the caller's scope."""
+    code = request.args.get("parent")
+    if code:
+        parent = node_by_code(code)
+        if parent is None or not g.scope.covers(parent.path):
+            raise Refusal(404, "not_found", f"网格 {code} 不存在或不在您的管辖范围内")
+        query = GridNode.select().where(GridNode.parent == parent)
+    elif g.scope.paths:
+        query = GridNode.select().where(GridNode.path.in_(g.scope.paths))
+    else:
+        return {"items": []}
+    query = query.where(GridNode.retired_at.is_null()).order_by(GridNode.code)
+    return {"items": [cases.grid_json(n) for n in query]}
+
+
+@bp.get("/grids/<code>")
+def grid(code: str):
+    """Show one node in scope."""
+    node = node_by_code(code)
+    if node is None or not g.scope.covers(node.path):
+        raise Refusal(404, "not_found", f"网格 {code} 不存在或不在您的管辖范围内")
+    return cases.grid_json(node)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """Publish the OpenAPI document of this API."""
+    return openapi_document()
