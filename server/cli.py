@@ -150,3 +150,31 @@ def token_create(username, name):
     if not person.active:
         raise click.ClickException(f"用户 {username} 已停用")
     click.echo(create_token(person, name))
+
+
+@main.group("grid")
+def grid():
+    """Manage the grid tree."""
+
+
+@grid.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--level", required=True, help="Level key, e.g. city, district, street, community, grid, micro.")
+@click.option("--parent", default=None, help="Code of the parent node (omit for a root).")
+def grid_add(code, name, level, parent):
+    """Add a grid node (the root of a real install, or a node under a parent)."""
+    from .db import database
+    from .grids import GridError, create_node, node_by_code
+
+    try:
+        with database.atomic():
+            above = None
+            if parent:
+                above = node_by_code(parent)
+                if above is None:
+                    raise GridError(f"上级网格 {parent} 不存在")
+            node = create_node(code, name, level, above)
+    except GridError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"已添加网格 {node.name}（{node.code}，{level}）")

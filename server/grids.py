@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from peewee import Expression
+from peewee import OP, Expression
 
+from .db import is_postgres
 from .models import GridNode, Level, Role
 
 # Shipped defaults (DESIGN.md); a township may rename or add levels and roles.
@@ -85,8 +86,13 @@ def ancestor_codes(node: GridNode) -> list[str]:
 
 
 def in_subtree(field, path: str) -> Expression:
-    """Match rows whose materialised path lies in the subtree at `path` (itself included)."""
-    return Expression(field, "LIKE", path + "%")
+    """Match rows whose materialised path lies in the subtree at `path` (itself included).
+
+    A case-sensitive prefix match that can use an index: peewee runs OP.LIKE as GLOB on SQLite
+    (wildcard `*`) and as LIKE on PostgreSQL (wildcard `%`). Codes hold neither wildcard.
+    """
+    wildcard = "%" if is_postgres() else "*"
+    return Expression(field, OP.LIKE, path + wildcard)
 
 
 def node_by_code(code: str) -> GridNode | None:
