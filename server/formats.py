@@ -7,13 +7,15 @@ from datetime import date, datetime
 
 from jsonschema import FormatChecker
 
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-TIME_RE = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$", re.I)
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-ID_CARD_RE = re.compile(r"^\d{17}[\dX]$")
-GRID_CODE_RE = re.compile(r"^[0-9A-Z][0-9A-Z-]{0,63}$")
-ATTACHMENT_RE = re.compile(r"^[0-9a-f]{64}$")
+# Patterns are matched whole (fullmatch) and ASCII-only: no trailing newline, no full-width digits.
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+TIME_RE = re.compile(r"([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?",
+                     re.IGNORECASE | re.ASCII)
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
+ID_CARD_RE = re.compile(r"[0-9]{17}[0-9X]")
+GRID_CODE_RE = re.compile(r"[0-9A-Z][0-9A-Z-]{0,63}")
+ATTACHMENT_RE = re.compile(r"[0-9a-f]{64}")
 
 ID_CARD_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CARD_CHECK = "10X98765432"
@@ -21,7 +23,7 @@ ID_CARD_CHECK = "10X98765432"
 
 def is_date(value: str) -> bool:
     """Tell whether a string is a calendar date, YYYY-MM-DD."""
-    if not DATE_RE.match(value):
+    if not DATE_RE.fullmatch(value):
         return False
     try:
         date.fromisoformat(value)
@@ -32,7 +34,7 @@ def is_date(value: str) -> bool:
 
 def is_time(value: str) -> bool:
     """Tell whether a string is a time of day: HH:MM, HH:MM:SS, optional fraction and offset."""
-    match = TIME_RE.match(value)
+    match = TIME_RE.fullmatch(value)
     if not match:
         return False
     hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
@@ -53,12 +55,12 @@ def is_date_time(value: str) -> bool:
 
 def is_email(value: str) -> bool:
     """Tell whether a string looks like an e-mail address."""
-    return bool(EMAIL_RE.match(value)) and len(value) <= 254
+    return bool(EMAIL_RE.fullmatch(value)) and len(value) <= 254
 
 
 def is_cn_mobile(value: str) -> bool:
     """Tell whether a string is an 11-digit mainland China mobile number."""
-    return bool(MOBILE_RE.match(value))
+    return bool(MOBILE_RE.fullmatch(value))
 
 
 def id_card_check_char(first17: str) -> str:
@@ -69,7 +71,7 @@ def id_card_check_char(first17: str) -> str:
 
 def is_cn_id_card(value: str) -> bool:
     """Tell whether a string is an 18-character ID number with a real birth date and checksum."""
-    if not ID_CARD_RE.match(value):
+    if not ID_CARD_RE.fullmatch(value):
         return False
     try:
         birth = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
@@ -82,12 +84,12 @@ def is_cn_id_card(value: str) -> bool:
 
 def is_grid_code(value: str) -> bool:
     """Tell whether a string is shaped like a grid code: digits, capital letters and hyphens."""
-    return bool(GRID_CODE_RE.match(value))
+    return bool(GRID_CODE_RE.fullmatch(value))
 
 
 def is_attachment(value: str) -> bool:
     """Tell whether a string is an attachment reference: the SHA-256 of the file, in hex."""
-    return bool(ATTACHMENT_RE.match(value))
+    return bool(ATTACHMENT_RE.fullmatch(value))
 
 
 CHECKS = {

@@ -131,7 +131,7 @@ def _options(schema: dict, ui: dict) -> list[tuple[Any, str]]:
             (v, names[i] if i < len(names) else str(v)) for i, v in enumerate(schema["enum"])
         ]
     if "const" in schema:
-        return [(schema["const"], schema.get("title", str(schema["const"])))]
+        return [(schema["const"], str(schema["const"]))]
     return []
 
 
@@ -210,14 +210,14 @@ class CompiledForm:
         schema = error.schema if isinstance(error.schema, dict) else {}
         custom = schema.get("x-errorMessages") or {}
         if keyword == "required":
-            if where in seen_required:
-                return
-            seen_required.add(where)
+            # jsonschema reports one error per missing name, from every `required` that
+            # applies (the main list, if/then, allOf…): name each missing field once.
             instance = error.instance if isinstance(error.instance, dict) else {}
             for name in error.validator_value:
-                if name in instance or where + (name,) in hidden:
-                    continue
                 path = where + (name,)
+                if name in instance or path in hidden or path in seen_required:
+                    continue
+                seen_required.add(path)
                 prop = self.schema_at(path)
                 text = (prop.get("x-errorMessages") or {}).get("required")
                 yield FieldError(pointer(path), text or MESSAGES["required"].format(
@@ -317,40 +317,46 @@ class CompiledForm:
         return title
 
 
-OPEN_KEYWORDS = frozenset({
-    "additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "anyOf",
-    "oneOf", "if", "then", "else", "not", "dependentSchemas", "$ref", "$dynamicRef",
-})
+COMPOSITION = ("allOf", "anyOf", "oneOf", "if", "then", "else", "not", "dependentSchemas")
+DECLARES_EXTRA = ("additionalProperties", "patternProperties", "unevaluatedProperties")
 
 
 def closed(schema: Any) -> Any:
-    """Return a copy of a schema where plain object schemas refuse fields they do not declare.
+    """Return a copy of a schema where object schemas refuse fields they do not declare.
 
-    An object schema with `properties` and none of the keywords that combine or extend
-    properties gets `additionalProperties: false`, so a misspelt or unknown field is an error
-    instead of being stored silently. A form opts out with `additionalProperties: true`.
+    A plain object schema gets `additionalProperties: false`; one that also combines schemas
+    (allOf, if/then …) gets `unevaluatedProperties: false`, which sees the properties its parts
+    declare. Schemas that are parts of a combination are left open: they describe a piece of the
+    object, not all of it. A form opts out with `additionalProperties: true`.
     """
     schema = copy.deepcopy(schema)
-    _close(schema)
+    _close(schema, part=False)
     return schema
 
 
-def _close(node: Any) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _close(item)
-        return
+def _close(node: Any, part: bool) -> None:
     if not isinstance(node, dict):
         return
-    for key, value in node.items():
-        if key in ("const", "enum", "default", "examples", "ui:visibleWhen"):
-            continue
-        if key in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
-            for sub in value.values() if isinstance(value, dict) else ():
-                _close(sub)
-        else:
-            _close(value)
-    if isinstance(node.get("properties"), dict) and not OPEN_KEYWORDS & node.keys():
+    for key in ("properties", "$defs", "definitions"):
+        for sub in (node.get(key) or {}).values() if isinstance(node.get(key), dict) else ():
+            _close(sub, part=False)
+    for key in ("items", "additionalProperties", "contains", "unevaluatedItems"):
+        _close(node.get(key), part=False)
+    for sub in node.get("prefixItems") or []:
+        _close(sub, part=False)
+    for key in COMPOSITION:
+        value = node.get(key)
+        subs = value if isinstance(value, list) else (
+            value.values() if key == "dependentSchemas" and isinstance(value, dict) else [value])
+        for sub in subs:
+            _close(sub, part=True)
+    if part or not isinstance(node.get("properties"), dict):
+        return
+    if any(k in node for k in DECLARES_EXTRA):
+        return
+    if any(k in node for k in COMPOSITION) or "$ref" in node:
+        node["unevaluatedProperties"] = False
+    else:
         node["additionalProperties"] = False
 
 

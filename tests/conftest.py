@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 from pathlib import Path
@@ -29,19 +30,36 @@ def need(reason: str):
 
 
 @functools.cache
-def postgres_problem() -> str | None:
-    """Tell why PostgreSQL cannot be used (None when it can); prepare its schema once."""
+def postgres_url() -> tuple[str | None, str | None]:
+    """Return (URL of this run's own PostgreSQL database, None), or (None, why it cannot be had).
+
+    Each test run makes its own database next to GRIDFLOW_TEST_POSTGRES_URL's, so runs in
+    parallel never see each other's tables; it is dropped when the run ends.
+    """
     try:
-        db = open_database(PG_URL)
-        db.connect()
+        admin = open_database(PG_URL)
+        admin.connect()
     except peewee.OperationalError as exc:
-        return f"PostgreSQL is not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}"
-    bind(db)
-    db.execute_sql("DROP SCHEMA IF EXISTS public CASCADE")
-    db.execute_sql("CREATE SCHEMA public")
+        return None, f"PostgreSQL is not reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}"
+    base, _, name = PG_URL.rpartition("/")
+    own = f"{name}_{os.getpid()}"
+    admin.execute_sql(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
+    admin.execute_sql(f'CREATE DATABASE "{own}"')
+    admin.close()
+    atexit.register(_drop_database, own)
+    url = f"{base}/{own}"
+    bind(open_database(url))
     migrate_schema()
-    db.close()
-    return None
+    database.close()
+    return url, None
+
+
+def _drop_database(name: str) -> None:
+    if not database.is_closed():
+        database.close()
+    admin = open_database(PG_URL)
+    admin.execute_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
 
 
 def _truncate_postgres() -> None:
@@ -57,10 +75,9 @@ def db_url(request, tmp_path) -> str:
         bind(open_database(url))
         migrate_schema()
     else:
-        problem = postgres_problem()
+        url, problem = postgres_url()
         if problem:
             need(problem)
-        url = PG_URL
         bind(open_database(url))
         _truncate_postgres()
     with database.atomic():

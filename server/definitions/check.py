@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..validation import pointer
 from .files import Problem, Source, meta_schema
 from .ui import WIDGETS
 
-STANDARD_FORMATS_ALLOWED = frozenset(FORMATS) | {"uri", "uuid"}
+STANDARD_FORMATS_ALLOWED = frozenset(FORMATS)
 
 
 @functools.cache
@@ -32,7 +33,9 @@ def describe_meta_error(error: ValidationError) -> str:
         return "缺少必需的键：" + "、".join(missing)
     if kw == "additionalProperties":
         allowed = set(error.schema.get("properties") or {})
-        extra = [k for k in (error.instance or {}) if k not in allowed]
+        patterns = list(error.schema.get("patternProperties") or {})
+        extra = [k for k in (error.instance or {})
+                 if k not in allowed and not any(re.search(p, k) for p in patterns)]
         return "不认识的键：" + "、".join(extra)
     if kw == "type":
         return f"类型应为 {value}"

@@ -108,10 +108,13 @@ def _node_problems(file, at, node, nodes, graph, forms, levels, roles) -> list[P
             problems.append(Problem(file, pointer(at + ("join",)),
                                     f"并行节点的汇合节点 {join} 不存在或不是 join 类型"))
         else:
-            starts = node.get("branches") or [node.get("branch")]
-            for i, start in enumerate(starts):
+            if "branches" in node:
+                starts = [(("branches", i), b) for i, b in enumerate(node["branches"])]
+            else:
+                starts = [(("branch",), node.get("branch"))]
+            for where, start in starts:
                 if start in nodes and join not in _reachable(start, graph):
-                    problems.append(Problem(file, pointer(at + ("branches", i)),
+                    problems.append(Problem(file, pointer(at + where),
                                             f"分支 {start} 无法到达汇合节点 {join}"))
     if kind == "branch":
         for i, cond in enumerate(node.get("conditions") or []):
