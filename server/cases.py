@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import jsonpatch
-from peewee import Cast, IntegrityError
+from peewee import JOIN, IntegrityError
 
 from .auth import Scope
 from .db import database
@@ -27,6 +27,23 @@ def request_hash(form: str, grid: str, data) -> str:
     text = json.dumps({"form": form, "grid": grid, "data": data}, ensure_ascii=False,
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def search_text(data) -> str:
+    """Collect the values (not the field names) of a case's data, one per line, for text search."""
+    values: list[str] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, str):
+            values.append(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            values.append(str(item))
+    return "\n".join(values)
 
 
 def parse_submission_id(raw) -> str:
@@ -60,7 +77,8 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
             case = Submission.create(
                 id=sid, form=version.form.key, version=version.version, form_version=version,
                 grid=node, grid_code=node.code, grid_path=node.path, status="submitted",
-                current_nodes=[], data=result.data, request_hash=fingerprint, revision=1,
+                current_nodes=[], data=result.data, search_text=search_text(result.data),
+                request_hash=fingerprint, revision=1,
                 created_by=person, created_at=now, updated_at=now,
             )
             Event.create(submission=case, at=now, actor=person, kind="submitted",
@@ -91,8 +109,8 @@ def edit(person: Person, case: Submission, data, revision) -> Submission:
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
     now = utcnow()
     with database.atomic():
-        changed = (Submission.update(data=result.data, revision=Submission.revision + 1,
-                                     updated_at=now)
+        changed = (Submission.update(data=result.data, search_text=search_text(result.data),
+                                     revision=Submission.revision + 1, updated_at=now)
                    .where((Submission.id == case.id) & (Submission.revision == revision))
                    .execute())
         if changed != 1:
@@ -137,7 +155,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, sid = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
         return datetime.fromisoformat(at), str(sid)
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise Refusal(400, "bad_cursor", "分页游标 cursor 无效，请从第一页重新开始") from None
 
 
@@ -162,8 +180,7 @@ def list_cases(scope: Scope, filters: Filters, limit: int, cursor: str | None = 
     if filters.created_by is not None:
         query = query.where(Submission.created_by == filters.created_by)
     if filters.q:
-        needle = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Cast(Submission.data, "text") ** f"%{needle}%")
+        query = query.where(Submission.search_text.contains(filters.q))
     if cursor:
         at, sid = decode_cursor(cursor)
         query = query.where((Submission.created_at < at)
@@ -201,7 +218,7 @@ def case_json(case: Submission, tz: str) -> dict:
 def case_detail_json(case: Submission, tz: str) -> dict:
     """Describe one case with its tasks and full history."""
     events = (Event.select(Event, Person).join(Person, on=(Event.actor == Person.id),
-                                               join_type="LEFT OUTER")
+                                               join_type=JOIN.LEFT_OUTER)
               .where(Event.submission == case).order_by(Event.id))
     body = case_json(case, tz)
     body["tasks"] = []

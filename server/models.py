@@ -165,6 +165,7 @@ class Submission(BaseModel):
     status = CharField(max_length=32, default="submitted")
     current_nodes = Json(default=list)
     data = Json()
+    search_text = TextField(default="")
     request_hash = CharField(max_length=64)
     revision = IntegerField(default=1)
     created_by = ForeignKeyField(Person, backref="submissions", on_delete="RESTRICT")

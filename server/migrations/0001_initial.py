@@ -11,6 +11,7 @@ def up(migrator, db):
         active = BooleanField(default=True)
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'person'
     db.create_tables([Person])
@@ -24,6 +25,7 @@ def up(migrator, db):
         last_used_at = DateTimeField(null=True)
         revoked_at = DateTimeField(null=True)
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'api_token'
     db.create_tables([ApiToken])
@@ -33,6 +35,7 @@ def up(migrator, db):
         title = CharField(max_length=128)
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'form'
     db.create_tables([Form])
@@ -46,6 +49,7 @@ def up(migrator, db):
         created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'form_version'
             indexes = ((('form', 'version'), True),)
@@ -64,6 +68,7 @@ def up(migrator, db):
         retired_at = DateTimeField(null=True)
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'grid_node'
     db.create_tables([GridNode])
@@ -79,6 +84,7 @@ def up(migrator, db):
         status = CharField(max_length=32, default='submitted')
         current_nodes = JSONField(default=list)
         data = JSONField()
+        search_text = TextField(default='')
         request_hash = CharField(max_length=64)
         revision = IntegerField(default=1)
         created_by = ForeignKeyField(Person, on_delete='RESTRICT')
@@ -86,6 +92,7 @@ def up(migrator, db):
         updated_at = DateTimeField()
         closed_at = DateTimeField(null=True)
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'submission'
             indexes = ((('grid_path', 'created_at'), False), (('form', 'status', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False))
@@ -100,6 +107,7 @@ def up(migrator, db):
         size = IntegerField()
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'attachment'
     db.create_tables([Attachment])
@@ -117,6 +125,7 @@ def up(migrator, db):
         diff = JSONField(null=True)
         payload = JSONField(null=True)
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'event'
             indexes = ((('submission', 'id'), False),)
@@ -127,6 +136,7 @@ def up(migrator, db):
         title = CharField(max_length=128)
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'flow'
     db.create_tables([Flow])
@@ -140,6 +150,7 @@ def up(migrator, db):
         created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'flow_version'
             indexes = ((('flow', 'version'), True),)
@@ -150,6 +161,7 @@ def up(migrator, db):
         name = CharField(max_length=64)
         depth = IntegerField(unique=True)
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'level'
     db.create_tables([Level])
@@ -161,6 +173,7 @@ def up(migrator, db):
         department = CharField(null=True, max_length=64)
         created_at = DateTimeField()
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'membership'
             indexes = ((('person', 'node', 'role', 'department'), True),)
@@ -171,6 +184,7 @@ def up(migrator, db):
         name = CharField(max_length=64)
         is_admin = BooleanField(default=False)
         class Meta:
+            legacy_table_names = False
             database = db
             table_name = 'role'
     db.create_tables([Role])

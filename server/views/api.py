@@ -174,7 +174,7 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return current_app.config["PAGE_SIZE"]
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 200:
         raise Refusal(422, "invalid", "limit 应为 1 到 200 之间的整数",
                       [FieldError("/limit", "limit 应为 1 到 200 之间的整数")])
     return int(raw)
