@@ -265,17 +265,7 @@ class CompiledForm:
 
     def resolve(self, schema: dict) -> dict:
         """Follow a local `$ref` (`#/…`) to the schema it names."""
-        seen = 0
-        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and seen < 16:
-            ref = schema["$ref"]
-            if not ref.startswith("#"):
-                break
-            target: Any = self.schema
-            for part in [p for p in ref[1:].split("/") if p]:
-                part = part.replace("~1", "/").replace("~0", "~")
-                target = target.get(part, {}) if isinstance(target, dict) else {}
-            schema, seen = target, seen + 1
-        return schema if isinstance(schema, dict) else {}
+        return resolve_local(self.schema, schema)
 
     def schema_at(self, path: tuple) -> dict:
         """Return the schema of the field at a data path (array indices step into `items`)."""
@@ -358,6 +348,33 @@ def _close(node: Any, part: bool) -> None:
         node["unevaluatedProperties"] = False
     else:
         node["additionalProperties"] = False
+
+
+MISSING = object()
+
+
+def local_target(root: Any, ref: str) -> Any:
+    """Return what a local reference (`#/$defs/x`) names inside root, or MISSING."""
+    target = root
+    for part in [p for p in ref[1:].split("/") if p]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(target, dict) or part not in target:
+            return MISSING
+        target = target[part]
+    return target
+
+
+def resolve_local(root: Any, schema: Any) -> dict:
+    """Follow local `$ref`s from a schema to the one they name ({} if it cannot be found)."""
+    for _ in range(16):
+        ref = schema.get("$ref") if isinstance(schema, dict) else None
+        if not isinstance(ref, str):
+            break
+        target = local_target(root, ref) if ref.startswith("#") else MISSING
+        if target is MISSING:
+            return {}
+        schema = target
+    return schema if isinstance(schema, dict) else {}
 
 
 def _number(value: Any) -> str:

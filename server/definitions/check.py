@@ -10,7 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from ..formats import CHECKS as FORMATS
-from ..validation import pointer
+from ..validation import MISSING, local_target, pointer, resolve_local
 from .files import Problem, Source, meta_schema
 from .ui import WIDGETS
 
@@ -78,7 +78,7 @@ def schema_problems(schema: Any, file: str, at: tuple) -> list[Problem]:
             if not ref.startswith("#"):
                 problems.append(Problem(file, pointer(where + ("$ref",)),
                                         f"不允许引用外部模式 {ref}：只能引用本定义内的 #/$defs/…"))
-            elif not _resolves(schema, ref):
+            elif local_target(schema, ref) is MISSING:
                 problems.append(Problem(file, pointer(where + ("$ref",)), f"找不到引用 {ref}"))
         fmt = node.get("format")
         if isinstance(fmt, str) and fmt not in STANDARD_FORMATS_ALLOWED:
@@ -122,35 +122,11 @@ def _walk(schema: Any, at: tuple) -> Iterable[tuple[tuple, dict]]:
                 yield from _walk(sub, at + (key, i))
 
 
-def _resolves(schema: dict, ref: str) -> bool:
-    target: Any = schema
-    for part in [p for p in ref[1:].split("/") if p]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(target, dict) and part in target:
-            target = target[part]
-        else:
-            return False
-    return True
-
-
-def _resolve(root: dict, schema: Any) -> dict:
-    for _ in range(16):
-        if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
-            ref = schema["$ref"]
-            if not ref.startswith("#") or not _resolves(root, ref):
-                return {}
-            target: Any = root
-            for part in [p for p in ref[1:].split("/") if p]:
-                target = target[part.replace("~1", "/").replace("~0", "~")]
-            schema = target
-    return schema if isinstance(schema, dict) else {}
-
-
 def ui_problems(root: dict, schema: dict, ui: Any, file: str, at: tuple) -> list[Problem]:
     """Check that ui hints name existing fields, known widgets, and valid conditions."""
     if not isinstance(ui, dict):
         return []
-    schema = _resolve(root, schema)
+    schema = resolve_local(root, schema)
     problems = []
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     widget = ui.get("ui:widget")

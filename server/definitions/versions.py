@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from peewee import fn
+
 from ..db import database
 from ..models import Flow, FlowVersion, Form, FormVersion, Person
 from ..validation import CompiledForm, compiled_form
@@ -97,12 +99,12 @@ def form_version(key: str, version: int) -> FormVersion | None:
 
 def latest_forms() -> list[FormVersion]:
     """Return the newest version of every form, by key."""
-    rows = (FormVersion.select(FormVersion, Form).join(Form)
-            .order_by(Form.key, FormVersion.version.desc()))
-    newest: dict[str, FormVersion] = {}
-    for row in rows:
-        newest.setdefault(row.form.key, row)
-    return list(newest.values())
+    newest = (FormVersion.select(FormVersion.form, fn.MAX(FormVersion.version).alias("top"))
+              .group_by(FormVersion.form).alias("newest"))
+    return list(FormVersion.select(FormVersion, Form).join(Form)
+                .join(newest, on=((newest.c.form_id == FormVersion.form)
+                                  & (newest.c.top == FormVersion.version)))
+                .order_by(Form.key))
 
 
 def latest_flow(key: str) -> FlowVersion | None:
