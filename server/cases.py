@@ -29,6 +29,9 @@ def request_hash(form: str, grid: str, data) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+STALE = "这份记录已被他人修改，请刷新后在最新版本上修改"
+
+
 def search_text(data) -> str:
     """Collect the values (not the field names) of a case's data, one per line, for text search."""
     values: list[str] = []
@@ -104,9 +107,13 @@ def edit(person: Person, case: Submission, data, revision) -> Submission:
     if not isinstance(revision, int) or isinstance(revision, bool):
         raise Refusal(422, "invalid", "须提供当前版本号 revision（整数）",
                         [FieldError("/revision", "须提供当前版本号 revision（整数）")])
+    if revision != case.revision:
+        raise Refusal(409, "stale", STALE)
     result = compiled(case.form_version).validate(data)
     if not result.ok:
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
+    if result.data == case.data:
+        return case  # nothing changed: no new revision, no event
     now = utcnow()
     with database.atomic():
         changed = (Submission.update(data=result.data, search_text=search_text(result.data),
@@ -114,7 +121,7 @@ def edit(person: Person, case: Submission, data, revision) -> Submission:
                    .where((Submission.id == case.id) & (Submission.revision == revision))
                    .execute())
         if changed != 1:
-            raise Refusal(409, "stale", "这份记录已被他人修改，请刷新后在最新版本上修改")
+            raise Refusal(409, "stale", STALE)
         Event.create(submission=case, at=now, actor=person, kind="edited",
                      from_status=case.status, to_status=case.status, revision=revision + 1,
                      diff=jsonpatch.make_patch(case.data, result.data).patch,

@@ -16,6 +16,18 @@ def _default_paths() -> list[Path]:
     return [Path(p) for p in current_app.config["DEFINITIONS"].split(":") if p and Path(p).exists()]
 
 
+def _configured_levels_and_roles() -> tuple[list[str] | None, list[str] | None]:
+    """Return the levels and roles configured in the database, or (None, None) for the defaults."""
+    from peewee import PeeweeException
+
+    from .grids import level_keys, role_keys
+
+    try:
+        return level_keys() or None, role_keys() or None
+    except PeeweeException:
+        return None, None
+
+
 @click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
 def main():
     """gridflow：党建引领网格化治理的表单与流程服务。"""
@@ -44,9 +56,14 @@ def check(paths):
     from .definitions.files import read_sources
 
     paths = list(paths) or _default_paths()
+    if not paths:
+        raise click.ClickException("没有找到要检查的定义：请给出文件或文件夹，或在含 forms/ 与 flows/ 的目录中运行")
     sources, problems = read_sources(paths)
+    if not sources and not problems:
+        raise click.ClickException("给出的路径中没有任何 .json 定义文件")
     kinds = {s.kind for s in sources}
-    problems += check_sources(sources, check_flow_refs=kinds == {"form", "flow"})
+    levels, roles = _configured_levels_and_roles()
+    problems += check_sources(sources, check_flow_refs=kinds == {"form", "flow"}, levels=levels, roles=roles)
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import threading
@@ -121,17 +122,26 @@ def pointer(parts) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+def show_value(value: Any) -> str:
+    """Show a value as a person reads it: 是/否 for booleans, text as it is, JSON otherwise."""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _options(schema: dict, ui: dict) -> list[tuple[Any, str]]:
     """List (value, label) of a field's options: oneOf const/title, or enum with ui:enumNames."""
     if "oneOf" in schema and all(isinstance(o, dict) and "const" in o for o in schema["oneOf"]):
-        return [(o["const"], o.get("title", str(o["const"]))) for o in schema["oneOf"]]
+        return [(o["const"], o.get("title", show_value(o["const"]))) for o in schema["oneOf"]]
     if "enum" in schema:
         names = ui.get("ui:enumNames") or []
         return [
-            (v, names[i] if i < len(names) else str(v)) for i, v in enumerate(schema["enum"])
+            (v, names[i] if i < len(names) else show_value(v)) for i, v in enumerate(schema["enum"])
         ]
     if "const" in schema:
-        return [(schema["const"], str(schema["const"]))]
+        return [(schema["const"], show_value(schema["const"]))]
     return []
 
 
@@ -224,7 +234,8 @@ class CompiledForm:
                     title=self.title_at(path)))
             return
         if keyword in ("additionalProperties", "unevaluatedProperties"):
-            props = error.schema.get("properties") or {}
+            props = self.declared(error.schema) if keyword == "unevaluatedProperties" else (
+                error.schema.get("properties") or {})
             patterns = list(error.schema.get("patternProperties") or {})
             instance = error.instance if isinstance(error.instance, dict) else {}
             for name in instance:
@@ -263,18 +274,39 @@ class CompiledForm:
 
     # -- looking things up by path ------------------------------------------------------------
 
+    def declared(self, schema: dict, depth: int = 0) -> set[str]:
+        """Name every property an object schema declares, in itself and in the parts it combines."""
+        schema = self.resolve(schema)
+        names = set(schema.get("properties") or {})
+        if depth > 8:
+            return names
+        for key in COMPOSITION:
+            value = schema.get(key)
+            parts = value if isinstance(value, list) else (
+                list(value.values()) if key == "dependentSchemas" and isinstance(value, dict) else [value])
+            for part in parts:
+                if isinstance(part, dict):
+                    names |= self.declared(part, depth + 1)
+        return names
+
     def resolve(self, schema: dict) -> dict:
         """Follow a local `$ref` (`#/…`) to the schema it names."""
         return resolve_local(self.schema, schema)
 
     def schema_at(self, path: tuple) -> dict:
-        """Return the schema of the field at a data path (array indices step into `items`)."""
+        """Return the schema of the field at a data path (array indices step into `items`).
+
+        A title written beside a `$ref` wins over the title of the schema it names.
+        """
         schema = self.resolve(self.schema)
         for part in path:
             if isinstance(part, int) or part == "*":
-                schema = self.resolve(schema.get("items") or {})
+                raw = schema.get("items") or {}
             else:
-                schema = self.resolve((schema.get("properties") or {}).get(part) or {})
+                raw = (schema.get("properties") or {}).get(part) or {}
+            schema = self.resolve(raw)
+            if isinstance(raw, dict) and "title" in raw and raw is not schema:
+                schema = {**schema, "title": raw["title"]}
         return schema
 
     def ui_at(self, path: tuple) -> dict:

@@ -180,3 +180,17 @@ def test_edit_needs_a_token(client, people, case):
     response = client.put(f"/api/v1/submissions/{case['id']}", json={"data": EDITED, "revision": 1})
     assert response.status_code == 401
     assert unchanged(case["id"])
+
+
+def test_saving_the_same_data_makes_no_new_revision(client, people, case):
+    response = put(client, people, case["id"], {"data": VALID, "revision": 1})
+    assert response.status_code == 200
+    assert response.get_json()["revision"] == 1
+    assert unchanged(case["id"])
+
+
+def test_stale_revision_is_reported_before_invalid_data(client, people, case):
+    assert put(client, people, case["id"], {"data": {**VALID, "household": "李四光"}, "revision": 1}).status_code == 200
+    response = put(client, people, case["id"], {"data": {"household": "王"}, "revision": 1})
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "stale"

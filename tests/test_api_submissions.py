@@ -175,3 +175,22 @@ def test_inactive_person_token_stops_working(client, people, form):
     assert client.get("/api/v1/forms", headers=people.headers("wgy")).status_code == 200
     Person.update(active=False).where(Person.username == "wgy").execute()
     assert client.get("/api/v1/forms", headers=people.headers("wgy")).status_code == 401
+
+
+def test_retired_grid_takes_no_new_submissions(client, people, form):
+    from server.models import GridNode, utcnow
+
+    GridNode.update(retired_at=utcnow()).where(GridNode.code == "G1").execute()
+    response = post(client, people, {"grid": "G1", "data": VALID})
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["path"] == "/grid"
+    assert "已撤销" in response.get_json()["message"]
+    assert Submission.select().count() == 0
+
+
+def test_unknown_time_zone_is_refused_at_start(tmp_path):
+    from server import create_app
+
+    with pytest.raises(ValueError, match="GRIDFLOW_TIMEZONE"):
+        create_app({"TIMEZONE": "Mars/Olympus", "INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x",
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})

@@ -332,3 +332,14 @@ def test_demo_has_sample_submissions_of_each_shipped_form(demo):
     for case in Submission.select():
         assert case.form_version.version == case.version and case.form_version.form.key == case.form
         assert Event.select().where(Event.submission == case).exists()
+
+
+def test_check_with_nothing_to_check_fails(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(runner, "check")
+    assert result.exit_code != 0
+    assert "没有找到要检查的定义" in result.output
+    (tmp_path / "empty").mkdir()
+    result = run(runner, "check", tmp_path / "empty")
+    assert result.exit_code != 0
+    assert "没有任何 .json 定义文件" in result.output

@@ -466,3 +466,28 @@ def test_missing_local_ref_is_unresolvable():
     compiled = CompiledForm(form(name={"$ref": "#/$defs/nothing"}))
     with pytest.raises(Unresolvable):
         compiled.validate({"name": "张三"})
+
+
+def test_unknown_field_beside_a_combined_schema_names_only_the_unknown_field():
+    form = CompiledForm({
+        "type": "object",
+        "properties": {"a": {"type": "string", "title": "甲"}},
+        "allOf": [{"properties": {"b": {"type": "string", "title": "乙"}}}],
+    })
+    result = form.validate({"a": "x", "b": "y", "zz": 1})
+    assert [e.as_dict() for e in result.errors] == [
+        {"path": "/zz", "message": "表单中没有「zz」这一项，请删除"}]
+
+
+def test_title_beside_a_ref_names_the_field():
+    form = CompiledForm({
+        "type": "object",
+        "$defs": {"place": {"type": "object", "title": "地点", "properties": {}}},
+        "properties": {"dispute_place": {"$ref": "#/$defs/place", "title": "纠纷发生地"}},
+    })
+    assert form.validate({"dispute_place": 3}).errors[0].message == "「纠纷发生地」应为一组字段"
+
+
+def test_boolean_const_reads_as_yes_or_no():
+    form = CompiledForm({"type": "object", "properties": {"agree": {"const": True, "title": "同意"}}})
+    assert form.validate({"agree": False}).errors[0].message == "「同意」只能是「是」"

@@ -122,7 +122,7 @@ def _walk(schema: Any, at: tuple) -> Iterable[tuple[tuple, dict]]:
                 yield from _walk(sub, at + (key, i))
 
 
-def ui_problems(root: dict, schema: dict, ui: Any, file: str, at: tuple) -> list[Problem]:
+def ui_problems(root: dict, schema: dict, ui: Any, file: str, at: tuple, top: bool = True) -> list[Problem]:
     """Check that ui hints name existing fields, known widgets, and valid conditions."""
     if not isinstance(ui, dict):
         return []
@@ -150,7 +150,7 @@ def ui_problems(root: dict, schema: dict, ui: Any, file: str, at: tuple) -> list
                                     "ui:enumNames 的个数应与 enum 的选项个数相同"))
     condition = ui.get("ui:visibleWhen")
     if condition is not None:
-        if not at[1:]:
+        if top:
             problems.append(Problem(file, pointer(at + ("ui:visibleWhen",)),
                                     "ui:visibleWhen 只能用在字段上，不能用在整张表单上"))
         problems.extend(schema_problems(condition, file, at + ("ui:visibleWhen",)))
@@ -158,9 +158,9 @@ def ui_problems(root: dict, schema: dict, ui: Any, file: str, at: tuple) -> list
         if key.startswith("ui:"):
             continue
         if key == "items" and "items" in schema:
-            problems.extend(ui_problems(root, schema["items"], sub_ui, file, at + ("items",)))
+            problems.extend(ui_problems(root, schema["items"], sub_ui, file, at + ("items",), False))
         elif key in props:
-            problems.extend(ui_problems(root, props[key], sub_ui, file, at + (key,)))
+            problems.extend(ui_problems(root, props[key], sub_ui, file, at + (key,), False))
         else:
             problems.append(Problem(file, pointer(at + (key,)), f"ui 中的 {key} 不是本组的字段"))
     return problems

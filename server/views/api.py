@@ -148,6 +148,9 @@ def submit(key: str):
     if node is None:
         raise Refusal(422, "invalid", f"网格编码 {code} 不存在",
                       [FieldError("/grid", f"网格编码 {code} 不存在")])
+    if node.retired_at is not None:
+        raise Refusal(422, "invalid", f"网格 {node.name}（{code}）已撤销，不能再提交",
+                      [FieldError("/grid", f"网格 {node.name}（{code}）已撤销，不能再提交")])
     if not g.scope.can_submit_at(node):
         raise Refusal(403, "forbidden", f"您无权在网格 {node.name}（{code}）提交")
     case, created = cases.submit(g.person, version, node, data, sid)
