@@ -153,6 +153,8 @@ class CompiledForm:
         self.ui = ui or {}
         self.validator = make_validator(closed(schema))
         self.conditions: list[tuple[tuple, Draft202012Validator]] = []
+        self._compiled_conditions: dict[str, Draft202012Validator] = {}
+        self.watched: set[str] = set()  # field names some condition looks at
         self._collect_conditions(self.schema, self.ui, ())
 
     # -- visibility -------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class CompiledForm:
     def _collect_conditions(self, schema: dict, ui: dict, path: tuple) -> None:
         schema = self.resolve(schema)
         if path and isinstance(ui.get("ui:visibleWhen"), dict):
-            self.conditions.append((path, make_validator(ui["ui:visibleWhen"])))
+            self.conditions.append((path, self._condition(ui["ui:visibleWhen"])))
         for name, sub in (schema.get("properties") or {}).items():
             if isinstance(sub, dict):
                 sub_ui = ui.get(name) if isinstance(ui.get(name), dict) else {}
@@ -170,21 +172,34 @@ class CompiledForm:
             items_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
             self._collect_conditions(items, items_ui, path + ("*",))
 
+    def _condition(self, condition: dict) -> Draft202012Validator:
+        """Compile a condition once, sharing one validator between fields with the same condition."""
+        text = json.dumps(condition, sort_keys=True)
+        if text not in self._compiled_conditions:
+            self._compiled_conditions[text] = make_validator(condition)
+            self.watched |= _names_in(condition)
+        return self._compiled_conditions[text]
+
     def hidden_paths(self, data: Any) -> set[tuple]:
         """Return the concrete paths of fields hidden by their conditions, for this data."""
         if not self.conditions:
             return set()
         hidden: set[tuple] = set()
         # Visibility may depend on other conditional fields: iterate to a fixed point,
-        # always judging from the original data minus what is hidden so far.
+        # always judging from the original data minus what is hidden so far. Only a hidden
+        # field that some condition looks at can change the outcome of another pass.
         for _ in range(len(self.conditions) + 1):
             view = _without(data, hidden)
+            verdicts: dict[int, bool] = {}
             now = set()
             for pattern, cond in self.conditions:
-                if not cond.is_valid(view):
+                shown = verdicts.get(id(cond))
+                if shown is None:
+                    shown = verdicts[id(cond)] = cond.is_valid(view)
+                if not shown:
                     now.update(_expand(pattern, data))
-            if now == hidden:
-                break
+            if now == hidden or not any(part in self.watched for p in now ^ hidden for part in p):
+                return now
             hidden = now
         return hidden
 
@@ -407,6 +422,25 @@ def resolve_local(root: Any, schema: Any) -> dict:
             return {}
         schema = target
     return schema if isinstance(schema, dict) else {}
+
+
+def _names_in(schema: Any) -> set[str]:
+    """Collect every property name a condition mentions (over-approximating is harmless)."""
+    names: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("properties", "patternProperties", "dependentRequired", "dependentSchemas") \
+                        and isinstance(value, dict):
+                    names |= set(value)
+                elif key == "required" and isinstance(value, list):
+                    names |= {v for v in value if isinstance(v, str)}
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
 def _number(value: Any) -> str:
