@@ -10,6 +10,7 @@ from functools import reduce
 from peewee import Expression
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .db import database, first, sql
 from .grids import GridError, in_subtree, node_by_code
 from .models import ApiToken, GridNode, Membership, Person, Role
 
@@ -64,12 +65,9 @@ def person_for_token(raw: str) -> Person | None:
     """Return the active person a live token belongs to, or None."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    row = (ApiToken.select(ApiToken, Person).join(Person)
-           .where((ApiToken.token_hash == token_hash(raw)) & ApiToken.revoked_at.is_null())
-           .first())
-    if row is None or not row.person.active:
-        return None
-    return row.person
+    return first(Person, 'SELECT p.* FROM "person" AS p JOIN "api_token" AS t ON t.person_id = p.id '
+                         "WHERE t.token_hash = {p} AND t.revoked_at IS NULL AND p.active = {p}",
+                 token_hash(raw), True)
 
 
 @dataclass(frozen=True)
@@ -98,9 +96,9 @@ class Scope:
     @classmethod
     def of(cls, person: Person) -> Scope:
         """Load a person's scope from their memberships (one query)."""
-        rows = (Membership.select(Membership.role, Membership.department, GridNode.path,
-                                  GridNode.code)
-                .join(GridNode).where(Membership.person == person).tuples())
+        rows = database.execute_sql(sql(
+            'SELECT m.role, m.department, n.path, n.code FROM "membership" AS m '
+            'JOIN "grid_node" AS n ON n.id = m.node_id WHERE m.person_id = {p}'), (person.id,)).fetchall()
         return cls(person, [Grant(role, path, code, dept) for role, dept, path, code in rows])
 
     def covers(self, path: str) -> bool:

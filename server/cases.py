@@ -14,7 +14,7 @@ import jsonpatch
 from peewee import JOIN, IntegrityError
 
 from .auth import Scope
-from .db import database
+from .db import database, first
 from .definitions.versions import compiled
 from .errors import Refusal
 from .grids import ancestor_codes, in_subtree
@@ -67,7 +67,7 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
     """
     fingerprint = request_hash(version.form.key, node.code, data)
     if sid is not None:
-        existing = Submission.get_or_none(Submission.id == sid)
+        existing = first(Submission, 'SELECT * FROM "submission" WHERE id = {p}', sid)
         if existing is not None:
             return _replay(existing, person, fingerprint), False
     result = compiled(version).validate(data)

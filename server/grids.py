@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from peewee import OP, Expression
 
-from .db import is_postgres
+from .db import first, is_postgres
 from .models import GridNode, Level, Role
 
 # Shipped defaults (DESIGN.md); a township may rename or add levels and roles.
@@ -97,4 +97,4 @@ def in_subtree(field, path: str) -> Expression:
 
 def node_by_code(code: str) -> GridNode | None:
     """Return the node with this code, or None."""
-    return GridNode.get_or_none(GridNode.code == code)
+    return first(GridNode, 'SELECT * FROM "grid_node" WHERE code = {p}', code)

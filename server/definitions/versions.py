@@ -9,7 +9,7 @@ from pathlib import Path
 
 from peewee import fn
 
-from ..db import database
+from ..db import database, sql
 from ..models import Flow, FlowVersion, Form, FormVersion, Person
 from ..validation import CompiledForm, compiled_form
 from .check import check_sources
@@ -85,10 +85,26 @@ def load_paths(paths: list[Path], by: Person | None = None) -> tuple[list[Loaded
     return loaded, []
 
 
+_versions: dict[tuple, FormVersion] = {}
+
+
 def latest_form(key: str) -> FormVersion | None:
-    """Return the newest version of a form, or None."""
-    return (FormVersion.select(FormVersion, Form).join(Form)
-            .where(Form.key == key).order_by(FormVersion.version.desc()).first())
+    """Return the newest version of a form, or None.
+
+    Versions are immutable, so each is read from the database once per process; only the id and
+    hash of the newest one are looked up each time.
+    """
+    row = database.execute_sql(sql(
+        'SELECT v.id, v.version, v.content_hash FROM "form_version" AS v JOIN "form" AS f ON f.id = v.form_id '
+        "WHERE f.key = {p} ORDER BY v.version DESC LIMIT 1"), (key,)).fetchone()
+    if row is None:
+        return None
+    ident = (database.obj.database, key, *row)
+    version = _versions.get(ident)
+    if version is None:
+        version = FormVersion.select(FormVersion, Form).join(Form).where(FormVersion.id == row[0]).get()
+        _versions[ident] = version
+    return version
 
 
 def form_version(key: str, version: int) -> FormVersion | None:
