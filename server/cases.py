@@ -14,7 +14,7 @@ import jsonpatch
 from peewee import JOIN, IntegrityError
 
 from .auth import Scope
-from .db import database, first
+from .db import database, first, insert_row
 from .definitions.versions import compiled
 from .errors import Refusal
 from .grids import ancestor_codes, in_subtree
@@ -75,25 +75,25 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
     sid = sid or str(uuid.uuid4())
     now = utcnow()
+    fields = dict(
+        id=sid, form=version.form.key, version=version.version, form_version=version, grid=node,
+        grid_code=node.code, grid_path=node.path, status="submitted", current_nodes=[],
+        data=result.data, search_text=search_text(result.data), request_hash=fingerprint, revision=1,
+        created_by=person, created_at=now, updated_at=now,
+    )
     try:
         with database.atomic():
-            case = Submission.create(
-                id=sid, form=version.form.key, version=version.version, form_version=version,
-                grid=node, grid_code=node.code, grid_path=node.path, status="submitted",
-                current_nodes=[], data=result.data, search_text=search_text(result.data),
-                request_hash=fingerprint, revision=1,
-                created_by=person, created_at=now, updated_at=now,
-            )
-            Event.create(submission=case, at=now, actor=person, kind="submitted",
-                         to_status="submitted", revision=1,
-                         payload={"form_version": version.version})
+            insert_row(Submission, fields)
+            insert_row(Event, dict(submission=sid, at=now, actor=person, kind="submitted",
+                                   to_status="submitted", revision=1,
+                                   payload={"form_version": version.version}))
     except IntegrityError:
         # Another request stored this id between our look-up and our insert.
         existing = Submission.get_or_none(Submission.id == sid)
         if existing is None:
             raise
         return _replay(existing, person, fingerprint), False
-    return case, True
+    return Submission(**fields), True
 
 
 def _replay(existing: Submission, person: Person, fingerprint: str) -> Submission:

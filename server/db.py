@@ -77,6 +77,38 @@ def first(model, template: str, *params):
     return None
 
 
+_insert_sql: dict[tuple, str] = {}
+
+
+def insert_row(model, values: dict) -> None:
+    """Insert one row given field values, with SQL built once per model and column set.
+
+    The hot-path counterpart of `model.insert(**values).execute()`: values go through each
+    field's own conversion; JSON goes in as text through `json(?)` on SQLite and as jsonb on
+    PostgreSQL, exactly as peewee stores it.
+    """
+    fields = [model._meta.fields[name] for name in values]
+    postgres = is_postgres()
+    key = (model, tuple(values), postgres)
+    text = _insert_sql.get(key)
+    if text is None:
+        marks = [
+            "json({p})" if isinstance(f, peewee.JSONField) and not postgres else "{p}" for f in fields
+        ]
+        columns = ", ".join(f'"{f.column_name}"' for f in fields)
+        text = _insert_sql[key] = sql(
+            f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({", ".join(marks)})')
+    params = []
+    for field, value in zip(fields, values.values(), strict=True):
+        if isinstance(field, peewee.JSONField) and not postgres:
+            params.append(None if value is None else field._dumps(value))
+        elif isinstance(field, peewee.ForeignKeyField):
+            params.append(value.id if isinstance(value, peewee.Model) else value)
+        else:
+            params.append(field.db_value(value))
+    database.execute_sql(text, params)
+
+
 def migrate_schema() -> list[str]:
     """Create or upgrade the schema; return the names of the migrations applied."""
     from . import models  # noqa: F401  (registers the tables on the proxy)
