@@ -155,6 +155,7 @@ class CompiledForm:
         self.conditions: list[tuple[tuple, Draft202012Validator]] = []
         self._compiled_conditions: dict[str, Draft202012Validator] = {}
         self.watched: set[str] = set()  # field names some condition looks at
+        self._looks_at: dict[int, set[str]] = {}  # condition → the field names it looks at
         self._collect_conditions(self.schema, self.ui, ())
 
     # -- visibility -------------------------------------------------------------------------
@@ -176,31 +177,35 @@ class CompiledForm:
         """Compile a condition once, sharing one validator between fields with the same condition."""
         text = json.dumps(condition, sort_keys=True)
         if text not in self._compiled_conditions:
-            self._compiled_conditions[text] = make_validator(condition)
-            self.watched |= _names_in(condition)
+            validator = self._compiled_conditions[text] = make_validator(condition)
+            self._looks_at[id(validator)] = _names_in(condition)
+            self.watched |= self._looks_at[id(validator)]
         return self._compiled_conditions[text]
 
     def hidden_paths(self, data: Any) -> set[tuple]:
         """Return the concrete paths of fields hidden by their conditions, for this data."""
         if not self.conditions:
             return set()
+        # Visibility may depend on other conditional fields: iterate to a fixed point, always
+        # judging from the original data minus what is hidden so far. After the first pass only
+        # the conditions that look at a field whose visibility changed are judged again.
+        verdicts: dict[int, bool] = {}
         hidden: set[tuple] = set()
-        # Visibility may depend on other conditional fields: iterate to a fixed point,
-        # always judging from the original data minus what is hidden so far. Only a hidden
-        # field that some condition looks at can change the outcome of another pass.
+        changed: set[str] | None = None  # None: judge every condition
         for _ in range(len(self.conditions) + 1):
             view = _without(data, hidden)
-            verdicts: dict[int, bool] = {}
+            for _pattern, cond in self.conditions:
+                key = id(cond)
+                if changed is None and key not in verdicts or changed and self._looks_at[key] & changed:
+                    verdicts[key] = cond.is_valid(view)
             now = set()
             for pattern, cond in self.conditions:
-                shown = verdicts.get(id(cond))
-                if shown is None:
-                    shown = verdicts[id(cond)] = cond.is_valid(view)
-                if not shown:
+                if not verdicts[id(cond)]:
                     now.update(_expand(pattern, data))
-            if now == hidden or not any(part in self.watched for p in now ^ hidden for part in p):
-                return now
+            changed = {part for p in now ^ hidden for part in p if isinstance(part, str)} & self.watched
             hidden = now
+            if not changed:
+                break
         return hidden
 
     # -- validation -------------------------------------------------------------------------
