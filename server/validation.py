@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 from referencing import Registry
 
+from .conditions import Predicate, compile_condition
 from .formats import format_checker
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,8 @@ class CompiledForm:
         self.schema = schema
         self.ui = ui or {}
         self.validator = make_validator(closed(schema))
-        self.conditions: list[tuple[tuple, Draft202012Validator]] = []
-        self._compiled_conditions: dict[str, Draft202012Validator] = {}
+        self.conditions: list[tuple[tuple, Predicate]] = []
+        self._compiled_conditions: dict[str, Predicate] = {}
         self.watched: set[str] = set()  # field names some condition looks at
         self._looks_at: dict[int, set[str]] = {}  # condition → the field names it looks at
         self._collect_conditions(self.schema, self.ui, ())
@@ -173,13 +174,14 @@ class CompiledForm:
             items_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
             self._collect_conditions(items, items_ui, path + ("*",))
 
-    def _condition(self, condition: dict) -> Draft202012Validator:
+    def _condition(self, condition: dict) -> Predicate:
         """Compile a condition once, sharing one validator between fields with the same condition."""
         text = json.dumps(condition, sort_keys=True)
         if text not in self._compiled_conditions:
-            validator = self._compiled_conditions[text] = make_validator(condition)
-            self._looks_at[id(validator)] = _names_in(condition)
-            self.watched |= self._looks_at[id(validator)]
+            test = self._compiled_conditions[text] = compile_condition(
+                condition, lambda schema: make_validator(schema).is_valid)
+            self._looks_at[id(test)] = _names_in(condition)
+            self.watched |= self._looks_at[id(test)]
         return self._compiled_conditions[text]
 
     def hidden_paths(self, data: Any) -> set[tuple]:
@@ -197,7 +199,7 @@ class CompiledForm:
             for _pattern, cond in self.conditions:
                 key = id(cond)
                 if changed is None and key not in verdicts or changed and self._looks_at[key] & changed:
-                    verdicts[key] = cond.is_valid(view)
+                    verdicts[key] = cond(view)
             now = set()
             for pattern, cond in self.conditions:
                 if not verdicts[id(cond)]:
