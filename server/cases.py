@@ -66,12 +66,12 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
     the same submission (a retry); the same id with other content is a conflict.
     """
     fingerprint = request_hash(version.form.key, node.code, data)
-    if sid is not None:
-        existing = first(Submission, 'SELECT * FROM "submission" WHERE id = {p}', sid)
-        if existing is not None:
-            return _replay(existing, person, fingerprint), False
     result = compiled(version).validate(data)
     if not result.ok:
+        # A retry of a submission stored under an older version of the form is still a retry.
+        existing = sid and first(Submission, 'SELECT * FROM "submission" WHERE id = {p}', sid)
+        if existing:
+            return _replay(existing, person, fingerprint), False
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
     sid = sid or str(uuid.uuid4())
     now = utcnow()
@@ -88,7 +88,7 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
                                    to_status="submitted", revision=1,
                                    payload={"form_version": version.version}))
     except IntegrityError:
-        # Another request stored this id between our look-up and our insert.
+        # The id is taken: a retry, a double tap racing the first, or a conflict.
         existing = Submission.get_or_none(Submission.id == sid)
         if existing is None:
             raise

@@ -8,7 +8,7 @@ from datetime import date
 from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import cases
-from ..auth import Scope, person_for_token
+from ..auth import scope_for_token
 from ..definitions.versions import latest_form, latest_forms
 from ..errors import Refusal
 from ..grids import node_by_code
@@ -30,11 +30,11 @@ def authenticate():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Refusal(401, "unauthorized", "缺少访问令牌：请在 Authorization 头中提供 Bearer 令牌")
-    person = person_for_token(token.strip())
-    if person is None:
+    scope = scope_for_token(token.strip())
+    if scope is None:
         raise Refusal(401, "unauthorized", "访问令牌无效、已撤销，或账号已停用")
-    g.person = person
-    g.scope = Scope.of(person)
+    g.person = scope.person
+    g.scope = scope
 
 
 @bp.errorhandler(Refusal)
