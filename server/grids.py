@@ -96,5 +96,6 @@ def in_subtree(field, path: str) -> Expression:
 
 
 def node_by_code(code: str) -> GridNode | None:
-    """Return the node with this code, or None."""
-    return first(GridNode, 'SELECT * FROM "grid_node" WHERE code = {p}', code)
+    """Return the node with this code, or None; its boundary (possibly large GeoJSON) is not read."""
+    return first(GridNode, 'SELECT id, code, name, level, parent_id, path, depth, households, population, '
+                           'retired_at, created_at FROM "grid_node" WHERE code = {p}', code)
