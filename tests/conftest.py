@@ -180,5 +180,15 @@ def shipped(app):
     return loaded
 
 
+@pytest.fixture
+def visit_form(people):
+    """Load tests/fixtures' visit form and its flow (the tree and people helper come with it)."""
+    from server.definitions.versions import load_paths
+
+    loaded, problems = load_paths([fixture_path("visit_form.json"), fixture_path("test_flow.json")])
+    assert problems == []
+    return loaded
+
+
 def fixture_path(name: str) -> Path:
     return Path(__file__).parent / "fixtures" / name

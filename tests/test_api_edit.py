@@ -5,19 +5,15 @@ from __future__ import annotations
 import jsonpatch
 import pytest
 
-from server.definitions.versions import load_paths
 from server.models import Event, Submission
 
-from .conftest import fixture_path
 from .test_api_submissions import VALID
 
 EDITED = {**VALID, "household": "张君宝", "phone": "13800138000"}
 
 
 @pytest.fixture
-def form(app, people):
-    loaded, problems = load_paths([fixture_path("visit_form.json"), fixture_path("test_flow.json")])
-    assert problems == []
+def form(visit_form, people):
     people.make("wgy", "grid_worker@G1")
     people.make("nb", "grid_worker@G1")
     people.make("sq", "community_secretary@M1")
@@ -25,7 +21,7 @@ def form(app, people):
     people.make("xi_admin", "admin@D2")
     people.make("qu_admin", "admin@D1")
     people.make("boss", "admin@C1")
-    return loaded
+    return visit_form
 
 
 @pytest.fixture

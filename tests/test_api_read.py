@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from server import cases
-from server.definitions.versions import latest_form, load_paths, publish
+from server.definitions.versions import latest_form, publish
 from server.grids import node_by_code
 from server.models import GridNode, Person, Submission
 
@@ -19,15 +19,13 @@ from .test_api_submissions import VALID
 
 
 @pytest.fixture
-def form(app, people):
-    loaded, problems = load_paths([fixture_path("visit_form.json"), fixture_path("test_flow.json")])
-    assert problems == []
+def form(visit_form, people):
     people.make("wgy", "grid_worker@G1")
     people.make("wgy2", "grid_worker@G2")
     people.make("xi", "grid_worker@G3")
     people.make("sq", "community_secretary@M1")
     people.make("boss", "admin@C1")
-    return loaded
+    return visit_form
 
 
 def file(username: str, grid: str, at: datetime | None = None, **data) -> Submission:

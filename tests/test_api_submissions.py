@@ -6,21 +6,16 @@ import uuid
 
 import pytest
 
-from server.definitions.versions import load_paths
 from server.models import Event, Submission
-
-from .conftest import fixture_path
 
 VALID = {"household": "张三丰", "visit_date": "2026-11-20", "has_issue": False}
 
 
 @pytest.fixture
-def form(app, people):
-    loaded, problems = load_paths([fixture_path("visit_form.json"), fixture_path("test_flow.json")])
-    assert problems == []
+def form(visit_form, people):
     people.make("wgy", "grid_worker@G1")
     people.make("other", "grid_worker@G3")
-    return loaded
+    return visit_form
 
 
 def post(client, people, body, user="wgy", key="test_visit"):
