@@ -113,14 +113,6 @@ class Scope:
         self.paths: list[str] = [p for i, p in enumerate(paths)
                                  if not any(p.startswith(q) for q in paths[:i])]
 
-    @classmethod
-    def of(cls, person: Person) -> Scope:
-        """Load a person's scope from their memberships (one query)."""
-        rows = database.execute_sql(sql(
-            'SELECT m.role, m.department, n.path, n.code FROM "membership" AS m '
-            'JOIN "grid_node" AS n ON n.id = m.node_id WHERE m.person_id = {p}'), (person.id,)).fetchall()
-        return cls(person, [Grant(role, path, code, dept) for role, dept, path, code in rows])
-
     def covers(self, path: str) -> bool:
         """Tell whether a node path lies inside the scope."""
         return any(path.startswith(p) for p in self.paths)

@@ -123,12 +123,6 @@ def latest_forms() -> list[FormVersion]:
                 .order_by(Form.key))
 
 
-def latest_flow(key: str) -> FlowVersion | None:
-    """Return the newest version of a flow, or None."""
-    return (FlowVersion.select(FlowVersion, Flow).join(Flow)
-            .where(Flow.key == key).order_by(FlowVersion.version.desc()).first())
-
-
 def compiled(version: FormVersion) -> CompiledForm:
     """Return the compiled validator of a form version (compiled once per process)."""
     definition = version.definition
