@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 from referencing import Registry
 
-from .conditions import Predicate, compile_condition
+from .conditions import Predicate, compile_condition, same
 from .formats import format_checker
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,24 @@ def _multiple_of(validator, divisor, instance, schema):
         yield ValidationError(f"{instance!r} is not a multiple of {divisor}")
 
 
-FormValidator = extend(Draft202012Validator, {"multipleOf": _multiple_of})
+LABEL_KEYS = frozenset({"const", "title", "description", "$comment"})
+_one_of = Draft202012Validator.VALIDATORS["oneOf"]
+
+
+def _labelled_one_of(validator, options, instance, schema):
+    """Check labelled options (`oneOf` of `const` + `title`) by comparing values directly.
+
+    The same verdict as JSON Schema's oneOf, without building an error for every option that does
+    not match: forms are full of these lists, and that waste was most of a form's validation time.
+    """
+    if all(isinstance(o, dict) and "const" in o and LABEL_KEYS.issuperset(o) for o in options):
+        if sum(1 for o in options if same(instance, o["const"])) != 1:
+            yield ValidationError(f"{instance!r} is not one of the options")
+        return
+    yield from _one_of(validator, options, instance, schema)
+
+
+FormValidator = extend(Draft202012Validator, {"multipleOf": _multiple_of, "oneOf": _labelled_one_of})
 
 # An empty registry: a `$ref` that is not inside the schema fails; nothing is ever fetched.
 NO_REMOTE = Registry()

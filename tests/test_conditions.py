@@ -77,3 +77,37 @@ def test_edge_cases_match_json_schema(condition, value, expected):
 def test_json_equality_keeps_booleans_apart_from_numbers():
     assert same(True, True) and not same(True, 1) and not same(0, False)
     assert same({"a": [1, 2.0]}, {"a": [1.0, 2]})
+
+
+def _labelled_option_schemas() -> list[dict]:
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("oneOf"), list) and all("const" in o for o in node["oneOf"]):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in sorted((ROOT / "forms").glob("*.json")):
+        walk(json.loads(path.read_text(encoding="utf-8"))["schema"])
+    return found
+
+
+LABELLED = _labelled_option_schemas()
+
+
+def test_shipped_forms_use_labelled_options():
+    assert len(LABELLED) >= 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(values, st.sampled_from(sorted({o["const"] for s in LABELLED for o in s["oneOf"]}))))
+def test_labelled_options_are_judged_as_json_schema_judges_them(value):
+    from jsonschema import Draft202012Validator
+
+    for schema in LABELLED:
+        assert make_validator(schema).is_valid(value) is Draft202012Validator(schema).is_valid(value), schema
