@@ -18,6 +18,8 @@ Settings from the environment:
 - FLOOR_DB: the SQLite file (required; created with its table at start-up).
 - FLOOR_FORM: the form definition file (default: forms/door_knock_visit.json of this checkout).
 - FLOOR_CONNECTION: `worker` or `request`, as above.
+- FLOOR_VALIDATOR: `jsonschema` (default: stock Draft202012Validator) or `gridflow` (gridflow's
+  own validator class, so that only the work around validation is compared).
 
 Run: `FLOOR_DB=/tmp/floor.db gunicorn -w 2 --chdir bench floor_app:app`.
 """
@@ -36,6 +38,7 @@ from flask import Flask, request
 from jsonschema import Draft202012Validator
 
 from server.formats import format_checker
+from server.validation import FormValidator
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSY_TIMEOUT_MS = 10_000
@@ -62,7 +65,11 @@ def create_app() -> Flask:
     form_path = Path(os.environ.get("FLOOR_FORM") or ROOT / "forms" / "door_knock_visit.json")
     schema = json.loads(form_path.read_text(encoding="utf-8"))["schema"]
     Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(schema, format_checker=format_checker())
+    if os.environ.get("FLOOR_VALIDATOR", "jsonschema") == "gridflow":
+        # gridflow's validator class (exact multipleOf, fast labelled options) on the plain schema
+        validator = FormValidator(schema, format_checker=format_checker())
+    else:
+        validator = Draft202012Validator(schema, format_checker=format_checker())
 
     conn = _connect(db_path)
     conn.execute("PRAGMA journal_mode=WAL")

@@ -484,7 +484,8 @@ def report(args, phases: list[Phase], checks: list[str], tree: str, commands: di
         "",
         f"`python bench/ingest.py --duration {args.duration:g} --warmup {args.warmup:g} "
         f"--rounds {args.rounds} --clients {args.clients} --workers {args.workers} "
-        f"--threads {args.threads} --floor-connection {args.floor_connection}`",
+        f"--threads {args.threads} --floor-connection {args.floor_connection} "
+        f"--floor-validator {args.floor_validator}`",
         "",
         f"Machine: {os.cpu_count()} CPUs, {platform_line()}. gunicorn {args.workers} workers, "
         f"{worker_class} worker class, {args.threads} thread(s) each; {args.clients} client "
@@ -494,7 +495,8 @@ def report(args, phases: list[Phase], checks: list[str], tree: str, commands: di
         "| server | req/s (median) | req/s per round | p50 ms | p95 ms | server CPU ms/req "
         "| requests | non-2xx |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
-        row(f"floor (bench/floor_app.py, connection per {args.floor_connection})", floor),
+        row(f"floor (bench/floor_app.py, connection per {args.floor_connection}, "
+            f"{args.floor_validator} validator)", floor),
         row("gridflow (POST /api/v1/forms/…/submissions)", grid),
         "",
         f"**Throughput ratio gridflow/floor: {ratio:.2f}** (median of the per-round ratios: "
@@ -554,6 +556,9 @@ def parse_args(argv=None):
     parser.add_argument("--floor-connection", choices=("worker", "request"), default="worker",
                         help="the floor's SQLite connection: kept per worker (like gridflow's pool) "
                              "or per request (like gridflow before its pool)")
+    parser.add_argument("--floor-validator", choices=("jsonschema", "gridflow"), default="jsonschema",
+                        help="the floor's validator: stock jsonschema (what a bare handler would use) or "
+                             "gridflow's own (to isolate everything but validation)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--gridflow-app", default="server:create_app()", metavar="SPEC",
                         help="gunicorn app spec for gridflow (to try a variant; default: %(default)s)")
@@ -580,7 +585,8 @@ def main(argv=None) -> int:
         gridflow = Server("gridflow", args.gridflow_app, grid_port, env, args,
                           folder / "gridflow.log", ROOT)
         servers.append(gridflow)
-        floor_env = {**os.environ, "FLOOR_DB": str(floor_db), "FLOOR_CONNECTION": args.floor_connection}
+        floor_env = {**os.environ, "FLOOR_DB": str(floor_db), "FLOOR_CONNECTION": args.floor_connection,
+                     "FLOOR_VALIDATOR": args.floor_validator}
         floor = Server("floor", "floor_app:app", floor_port, floor_env, args, folder / "floor.log", BENCH)
         servers.append(floor)
         for server in servers:
