@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -139,8 +139,6 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = None
-    created_by: Person | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -184,8 +182,6 @@ def list_cases(scope: Scope, filters: Filters, limit: int, cursor: str | None = 
         query = query.where(Submission.created_at >= filters.since)
     if filters.until:
         query = query.where(Submission.created_at < filters.until)
-    if filters.created_by is not None:
-        query = query.where(Submission.created_by == filters.created_by)
     if filters.q:
         query = query.where(Submission.search_text.contains(filters.q))
     if cursor:

@@ -49,8 +49,7 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return http_error(exc)
+        # Flask sends HTTPExceptions to the handler above; only real failures come here.
         incident = uuid.uuid4().hex[:12]
         log.exception("unhandled error %s on %s %s", incident, request.method, request.path)
         error = InternalServerError()
