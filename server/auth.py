@@ -1,20 +1,30 @@
-"""People, passwords, API tokens, and the one place that decides what a person may see."""
+"""Credentials: passwords, signing in with throttling, API tokens, and account changes."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
-from dataclasses import dataclass
-from functools import reduce
+from datetime import datetime, timedelta
 
-from peewee import Expression
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .db import database, first, sql
-from .grids import GridError, in_subtree, node_by_code
-from .models import ApiToken, GridNode, Membership, Person, Role
+from .db import database, first
+from .formats import is_cn_mobile
+from .grids import GridError, node_by_code
+from .models import ApiToken, AuditEntry, Department, LoginFailure, Membership, Person, Role, utcnow
 
 TOKEN_PREFIX = "gf_"
+MIN_PASSWORD_LENGTH = 8
+
+# Signing in is slowed down, not locked: a few free failures, then a doubling wait.
+FAILURE_WINDOW = timedelta(minutes=15)
+FREE_FAILURES_PER_ACCOUNT = 5
+FREE_FAILURES_PER_ADDRESS = 20
+FIRST_DELAY_SECONDS = 30
+MAX_DELAY_SECONDS = 15 * 60
+
+_DUMMY_HASH = generate_password_hash("not a password of anybody")
 
 
 def hash_password(password: str) -> str:
@@ -27,23 +37,71 @@ def verify_password(person: Person, password: str) -> bool:
     return bool(person.password_hash) and check_password_hash(person.password_hash, password)
 
 
+def password_problem(password: str, username: str = "") -> str | None:
+    """Say what is wrong with a new password, in Chinese, or None when it will do."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"密码至少 {MIN_PASSWORD_LENGTH} 位"
+    if password.isdigit() and len(set(password)) <= 2:
+        return "密码过于简单，请不要使用重复的数字"
+    if username and password.lower() == username.lower():
+        return "密码不能与用户名相同"
+    return None
+
+
 def create_person(username: str, password: str, name: str | None = None,
                   phone: str | None = None, password_hash: str | None = None) -> Person:
     """Create a person; `password_hash` lets a caller reuse one hash for many demo accounts."""
+    username = username.strip()
+    if not username or len(username) > 64 or any(c.isspace() for c in username):
+        raise GridError("用户名不能为空、不能含空格，且不超过 64 个字符")
     if Person.select().where(Person.username == username).exists():
         raise GridError(f"用户名 {username} 已存在")
-    return Person.create(username=username, name=name or username, phone=phone,
+    phone = (phone or "").strip() or None
+    _check_phone(phone)
+    return Person.create(username=username, name=(name or "").strip() or username, phone=phone,
                          password_hash=password_hash or hash_password(password))
+
+
+def _check_phone(phone: str | None, person: Person | None = None) -> None:
+    if phone is None:
+        return
+    if not is_cn_mobile(phone):
+        raise GridError(f"手机号 {phone} 不正确：应为 11 位中国大陆手机号")
+    taken = Person.select().where(Person.phone == phone)
+    if person is not None:
+        taken = taken.where(Person.id != person.id)
+    if taken.exists():
+        raise GridError(f"手机号 {phone} 已被其他账号使用")
+
+
+def update_person(person: Person, name: str, phone: str | None) -> Person:
+    """Change a person's display name and phone."""
+    phone = (phone or "").strip() or None
+    _check_phone(phone, person)
+    person.name = name.strip() or person.username
+    person.phone = phone
+    person.save(only=[Person.name, Person.phone])
+    return person
 
 
 def add_membership(person: Person, code: str, role: str,
                    department: str | None = None) -> Membership:
-    """Give a person a role at a grid node (by code)."""
+    """Give a person a role at a grid node (by code); department staff name their department."""
     node = node_by_code(code)
     if node is None:
         raise GridError(f"网格编码 {code} 不存在")
+    if node.retired_at is not None:
+        raise GridError(f"网格 {node.name}（{code}）已撤销")
     if not Role.select().where(Role.key == role).exists():
         raise GridError(f"角色 {role} 未配置")
+    department = department or None
+    if role == "department_staff" and department is None:
+        raise GridError("部门人员须指明所属部门")
+    if department is not None:
+        if role != "department_staff":
+            raise GridError("只有部门人员可以指明部门")
+        if not Department.select().where(Department.key == department).exists():
+            raise GridError(f"部门 {department} 未配置")
     membership, _ = Membership.get_or_create(person=person, node=node, role=role,
                                              department=department)
     return membership
@@ -57,8 +115,14 @@ def token_hash(raw: str) -> str:
 def create_token(person: Person, name: str = "") -> str:
     """Make an API token for a person; return the token itself (it is stored only hashed)."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    ApiToken.create(person=person, name=name, token_hash=token_hash(raw), prefix=raw[:10])
+    ApiToken.create(person=person, name=name[:64], token_hash=token_hash(raw), prefix=raw[:10])
     return raw
+
+
+def revoke_token(person: Person, token_id: int) -> bool:
+    """Revoke one of a person's live tokens; tell whether there was one to revoke."""
+    return bool(ApiToken.update(revoked_at=utcnow()).where(
+        (ApiToken.id == token_id) & (ApiToken.person == person.id) & ApiToken.revoked_at.is_null()).execute())
 
 
 def person_for_token(raw: str) -> Person | None:
@@ -70,78 +134,102 @@ def person_for_token(raw: str) -> Person | None:
                  token_hash(raw), True)
 
 
-def scope_for_token(raw: str) -> Scope | None:
-    """Return the scope of the active person a live token belongs to, in one query, or None.
+class SignInRefused(Exception):
+    """Signing in failed; the message is for the person, `wait` the seconds before trying again."""
 
-    The person is read with the columns a request needs (id, username, name, active).
-    """
-    if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
-        return None
-    rows = database.execute_sql(sql(
-        'SELECT p.id, p.username, p.name, m.role, m.department, n.path, n.code FROM "api_token" AS t '
-        'JOIN "person" AS p ON p.id = t.person_id LEFT JOIN "membership" AS m ON m.person_id = p.id '
-        'LEFT JOIN "grid_node" AS n ON n.id = m.node_id '
-        "WHERE t.token_hash = {p} AND t.revoked_at IS NULL AND p.active = {p}"),
-        (token_hash(raw), True)).fetchall()
-    if not rows:
-        return None
-    person = Person(id=rows[0][0], username=rows[0][1], name=rows[0][2], active=True)
-    grants = [Grant(role, path, code, dept) for *_, role, dept, path, code in rows if role is not None]
-    return Scope(person, grants)
+    def __init__(self, message: str, wait: int = 0):
+        super().__init__(message)
+        self.message = message
+        self.wait = wait
 
 
-@dataclass(frozen=True)
-class Grant:
-    """One membership as scope: the role and the path of the subtree it covers."""
-
-    role: str
-    path: str
-    code: str
-    department: str | None
+def _delay(failures: list[datetime], free: int, now: datetime) -> float:
+    """Seconds still to wait after these failures (newest first) when more than `free` happened."""
+    if len(failures) < free:
+        return 0
+    delay = min(MAX_DELAY_SECONDS, FIRST_DELAY_SECONDS * 2 ** (len(failures) - free))
+    return (failures[0] + timedelta(seconds=delay) - now).total_seconds()
 
 
-class Scope:
-    """What a person may see: the subtrees of their memberships.
+def sign_in_wait(account: str, address: str, now: datetime | None = None) -> int:
+    """Return how many seconds this account or address must wait before the next attempt."""
+    now = now or utcnow()
+    since = now - FAILURE_WINDOW
+    by_account = [f.at for f in LoginFailure.select(LoginFailure.at).where(
+        (LoginFailure.username == account) & (LoginFailure.at > since)).order_by(LoginFailure.at.desc())]
+    by_address = [f.at for f in LoginFailure.select(LoginFailure.at).where(
+        (LoginFailure.address == address) & (LoginFailure.at > since)).order_by(LoginFailure.at.desc())]
+    wait = max(_delay(by_account, FREE_FAILURES_PER_ACCOUNT, now),
+               _delay(by_address, FREE_FAILURES_PER_ADDRESS, now))
+    return max(0, math.ceil(wait))
 
-    Every view and API endpoint asks this object; nothing else decides visibility.
-    """
 
-    def __init__(self, person: Person, grants: list[Grant]):
-        self.person = person
-        self.grants = grants
-        paths = sorted({g.path for g in grants}, key=len)
-        self.paths: list[str] = [p for i, p in enumerate(paths)
-                                 if not any(p.startswith(q) for q in paths[:i])]
+def find_login(login: str) -> Person | None:
+    """Return the person a login names: a username, or an 11-digit mobile number."""
+    login = login.strip()
+    person = Person.get_or_none(Person.username == login)
+    if person is None and is_cn_mobile(login):
+        person = Person.get_or_none(Person.phone == login)
+    return person
 
-    def covers(self, path: str) -> bool:
-        """Tell whether a node path lies inside the scope."""
-        return any(path.startswith(p) for p in self.paths)
 
-    def condition(self, field) -> Expression | None:
-        """Return a query condition on a path column limiting rows to the scope (None: nothing)."""
-        if not self.paths:
-            return None
-        return reduce(lambda a, b: a | b, (in_subtree(field, p) for p in self.paths))
+def sign_in(login: str, password: str, address: str) -> Person:
+    """Check a login and password, slowing down repeated failures per account and per address."""
+    login = (login or "").strip()[:64]
+    address = (address or "unknown")[:64]
+    if not login or not password:
+        raise SignInRefused("请输入用户名（或手机号）和密码")
+    person = find_login(login)
+    account = person.username if person else login
+    wait = sign_in_wait(account, address)
+    if wait:
+        raise SignInRefused(f"登录失败次数过多，请 {wait} 秒后再试", wait)
+    if person is None:
+        check_password_hash(_DUMMY_HASH, password)  # same time whether the account exists or not
+    if person is None or not verify_password(person, password):
+        LoginFailure.create(username=account, address=address)
+        raise SignInRefused("用户名或密码不正确")
+    if not person.active:
+        raise SignInRefused("该账号已停用，请联系管理员")
+    with database.atomic():
+        LoginFailure.delete().where(LoginFailure.username == account).execute()
+        LoginFailure.delete().where(LoginFailure.at < utcnow() - FAILURE_WINDOW).execute()
+        Person.update(last_login_at=utcnow()).where(Person.id == person.id).execute()
+    return person
 
-    def roles_at(self, path: str) -> set[str]:
-        """Return the roles the person holds at a node or above it."""
-        return {g.role for g in self.grants if path.startswith(g.path)}
 
-    def is_admin_at(self, path: str) -> bool:
-        """Tell whether the person administers the node at this path."""
-        return "admin" in self.roles_at(path)
+def audit(actor: Person | None, action: str, target: str, **detail) -> None:
+    """Record an administrative change outside any case."""
+    AuditEntry.create(actor=actor.id if actor else None, action=action, target=target[:128],
+                      detail=detail or None)
 
-    def can_see_submission(self, submission) -> bool:
-        """Tell whether a case lies in the scope."""
-        return self.covers(submission.grid_path)
 
-    def can_submit_at(self, node: GridNode) -> bool:
-        """Tell whether the person may file a form for a grid node."""
-        return self.covers(node.path) and node.retired_at is None
+def change_password(person: Person, current: str, new: str) -> None:
+    """Change one's own password; other sessions of the person end."""
+    full = Person.get_by_id(person.id)
+    if not verify_password(full, current):
+        raise GridError("当前密码不正确")
+    problem = password_problem(new, full.username)
+    if problem:
+        raise GridError(problem)
+    Person.update(password_hash=hash_password(new), session_epoch=Person.session_epoch + 1).where(
+        Person.id == person.id).execute()
+    audit(person, "password_changed", full.username)
 
-    def can_edit_submission(self, submission) -> bool:
-        """Tell whether the person may edit a case's data: its author, or an administrator."""
-        if not self.can_see_submission(submission):
-            return False
-        return submission.created_by_id == self.person.id or self.is_admin_at(submission.grid_path)
 
+def reset_password(actor: Person, person: Person, new: str) -> None:
+    """Set somebody's password as an administrator; their sessions end at once."""
+    problem = password_problem(new, person.username)
+    if problem:
+        raise GridError(problem)
+    Person.update(password_hash=hash_password(new), session_epoch=Person.session_epoch + 1).where(
+        Person.id == person.id).execute()
+    audit(actor, "password_reset", person.username)
+
+
+def set_active(actor: Person, person: Person, active: bool) -> None:
+    """Deactivate (or reactivate) a person; a deactivated person's sessions and tokens stop at once."""
+    if actor.id == person.id and not active:
+        raise GridError("不能停用自己的账号")
+    Person.update(active=active, session_epoch=Person.session_epoch + 1).where(Person.id == person.id).execute()
+    audit(actor, "person_activated" if active else "person_deactivated", person.username)

@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 import jsonpatch
 from peewee import JOIN, IntegrityError
 
-from .auth import Scope
 from .db import database, first, insert_row
-from .definitions.versions import compiled
+from .definitions.versions import compiled, sensitive_for
 from .errors import Refusal
 from .grids import ancestor_codes, in_subtree
+from .masking import has_sensitive_values, mask_data, mask_patch, restore_masked
 from .models import Event, FormVersion, GridNode, Person, Submission, utcnow
+from .scope import Scope
 from .validation import FieldError
 
 
@@ -102,13 +103,19 @@ def _replay(existing: Submission, person: Person, fingerprint: str) -> Submissio
     return existing
 
 
-def edit(person: Person, case: Submission, data, revision) -> Submission:
-    """Replace a case's data if the caller has the current revision; keep the old in history."""
+def edit(person: Person, case: Submission, data, revision, revealed: bool = True) -> Submission:
+    """Replace a case's data if the caller has the current revision; keep the old in history.
+
+    An editor who was shown sensitive fields masked sends them back masked: those values are
+    kept as stored, never overwritten with the mask.
+    """
     if not isinstance(revision, int) or isinstance(revision, bool):
         raise Refusal(422, "invalid", "须提供当前版本号 revision（整数）",
                         [FieldError("/revision", "须提供当前版本号 revision（整数）")])
     if revision != case.revision:
         raise Refusal(409, "stale", STALE)
+    if not revealed:
+        data = restore_masked(data, case.data, sensitive_for(case.form_version_id))
     result = compiled(case.form_version).validate(data)
     if not result.ok:
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
@@ -202,15 +209,29 @@ def iso(value: datetime | None, tz: str) -> str | None:
     return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).isoformat()
 
 
-def case_json(case: Submission, tz: str) -> dict:
-    """Describe a case as the API shows it."""
+def shown_data(case: Submission, reveal: bool):
+    """Return a case's data as a viewer may see it: sensitive fields masked unless revealed."""
+    return case.data if reveal else mask_data(case.data, sensitive_for(case.form_version_id))
+
+
+def log_full_view(person: Person, case: Submission, channel: str) -> bool:
+    """Record that somebody saw a case's sensitive fields in full; tell whether there were any."""
+    if not has_sensitive_values(case.data, sensitive_for(case.form_version_id)):
+        return False
+    Event.create(submission=case, actor=person, kind="sensitive_viewed", from_status=case.status,
+                 to_status=case.status, revision=case.revision, payload={"channel": channel})
+    return True
+
+
+def case_json(case: Submission, tz: str, reveal: bool = False) -> dict:
+    """Describe a case as the API shows it (sensitive fields masked unless `reveal`)."""
     return {
         "id": case.id,
         "form": case.form,
         "version": case.version,
         "grid": case.grid_code,
         "status": case.status,
-        "data": case.data,
+        "data": shown_data(case, reveal),
         "created_by": case.created_by.username,
         "created_at": iso(case.created_at, tz),
         "updated_at": iso(case.updated_at, tz),
@@ -218,12 +239,13 @@ def case_json(case: Submission, tz: str) -> dict:
     }
 
 
-def case_detail_json(case: Submission, tz: str) -> dict:
-    """Describe one case with its tasks and full history."""
+def case_detail_json(case: Submission, tz: str, reveal: bool = False) -> dict:
+    """Describe one case with its tasks and full history (masked like its data unless `reveal`)."""
     events = (Event.select(Event, Person).join(Person, on=(Event.actor == Person.id),
                                                join_type=JOIN.LEFT_OUTER)
               .where(Event.submission == case).order_by(Event.id))
-    body = case_json(case, tz)
+    paths = () if reveal else sensitive_for(case.form_version_id)
+    body = case_json(case, tz, reveal)
     body["tasks"] = []
     body["history"] = [
         {
@@ -235,7 +257,7 @@ def case_detail_json(case: Submission, tz: str) -> dict:
             "from_status": e.from_status,
             "to_status": e.to_status,
             "revision": e.revision,
-            "diff": e.diff,
+            "diff": mask_patch(e.diff, paths),
         }
         for e in events
     ]

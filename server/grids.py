@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from peewee import OP, Expression
 
-from .db import first, is_postgres
-from .models import GridNode, Level, Role
+from .db import database, first, is_postgres, sql
+from .models import Department, GridNode, Level, Role, Submission, utcnow
 
 # Shipped defaults (DESIGN.md); a township may rename or add levels and roles.
 DEFAULT_LEVELS = (
@@ -17,16 +17,19 @@ DEFAULT_LEVELS = (
     ("micro", "微网格", 5),
 )
 
+# (key, name, administers its subtree, sees sensitive fields in full). Those who meet the
+# households and handle their matters see ID numbers and phones; volunteers, building heads,
+# street officers and administrators see them masked.
 DEFAULT_ROLES = (
-    ("grid_worker", "网格员", False),
-    ("grid_leader", "网格长", False),
-    ("building_head", "楼栋长", False),
-    ("community_secretary", "社区书记", False),
-    ("mediator", "调解员", False),
-    ("street_officer", "街道干部", False),
-    ("department_staff", "部门人员", False),
-    ("volunteer", "党员志愿者", False),
-    ("admin", "管理员", True),
+    ("grid_worker", "网格员", False, True),
+    ("grid_leader", "网格长", False, True),
+    ("building_head", "楼栋长", False, False),
+    ("community_secretary", "社区书记", False, True),
+    ("mediator", "调解员", False, True),
+    ("street_officer", "街道干部", False, False),
+    ("department_staff", "部门人员", False, True),
+    ("volunteer", "党员志愿者", False, False),
+    ("admin", "管理员", True, False),
 )
 
 DEFAULT_DEPARTMENTS = (
@@ -41,12 +44,15 @@ DEFAULT_DEPARTMENTS = (
 
 
 def seed_configuration() -> None:
-    """Create the default levels and roles where they do not exist yet."""
+    """Create the default levels, roles and departments where they do not exist yet."""
     for key, name, depth in DEFAULT_LEVELS:
         if not Level.select().where((Level.key == key) | (Level.depth == depth)).exists():
             Level.create(key=key, name=name, depth=depth)
-    for key, name, is_admin in DEFAULT_ROLES:
-        Role.get_or_create(key=key, defaults={"name": name, "is_admin": is_admin})
+    for key, name, is_admin, sees_sensitive in DEFAULT_ROLES:
+        Role.get_or_create(key=key, defaults={"name": name, "is_admin": is_admin,
+                                              "sees_sensitive": sees_sensitive})
+    for key, name in DEFAULT_DEPARTMENTS:
+        Department.get_or_create(key=key, defaults={"name": name})
 
 
 def level_keys() -> list[str]:
@@ -57,6 +63,21 @@ def level_keys() -> list[str]:
 def role_keys() -> list[str]:
     """Return the configured role keys."""
     return [r.key for r in Role.select()]
+
+
+def level_names() -> dict[str, str]:
+    """Return the configured levels as key → Chinese name, top down."""
+    return {lvl.key: lvl.name for lvl in Level.select().order_by(Level.depth)}
+
+
+def role_names() -> dict[str, str]:
+    """Return the configured roles as key → Chinese name."""
+    return {r.key: r.name for r in Role.select().order_by(Role.name)}
+
+
+def department_names() -> dict[str, str]:
+    """Return the configured departments as key → Chinese name."""
+    return {d.key: d.name for d in Department.select().order_by(Department.key)}
 
 
 class GridError(ValueError):
@@ -72,8 +93,7 @@ def create_node(code: str, name: str, level: str, parent: GridNode | None = None
         raise GridError(f"网格编码 {code} 不正确：只能用数字、大写字母和连字符")
     if GridNode.select().where(GridNode.code == code).exists():
         raise GridError(f"网格编码 {code} 已存在")
-    if not Level.select().where(Level.key == level).exists():
-        raise GridError(f"没有 {level} 这一层级")
+    _check_level(level, parent)
     path = (parent.path if parent else "/") + code + "/"
     depth = parent.depth + 1 if parent else 0
     return GridNode.create(code=code, name=name, level=level, parent=parent, path=path,
@@ -99,3 +119,103 @@ def node_by_code(code: str) -> GridNode | None:
     """Return the node with this code, or None; its boundary (possibly large GeoJSON) is not read."""
     return first(GridNode, 'SELECT id, code, name, level, parent_id, path, depth, households, population, '
                            'retired_at, created_at FROM "grid_node" WHERE code = {p}', code)
+
+
+def _check_level(level: str, parent: GridNode | None) -> None:
+    """Refuse an unknown level, or a level not below the parent's."""
+    depths = {lvl.key: lvl.depth for lvl in Level.select()}
+    if level not in depths:
+        raise GridError(f"没有 {level} 这一层级")
+    if parent is not None and depths.get(parent.level, -1) >= depths[level]:
+        raise GridError(f"{parent.name}（{parent.code}）的层级不高于 {level}，不能作为上级")
+
+
+def children(parent: GridNode | None, include_retired: bool = False) -> list[GridNode]:
+    """Return the children of a node (the roots for None), by code."""
+    query = GridNode.select(*NODE_COLUMNS).where(
+        GridNode.parent.is_null() if parent is None else GridNode.parent == parent)
+    if not include_retired:
+        query = query.where(GridNode.retired_at.is_null())
+    return list(query.order_by(GridNode.code))
+
+
+def search_nodes(text: str, within: list[str], limit: int = 50) -> list[GridNode]:
+    """Find nodes whose code or name contains the text, inside the given subtrees."""
+    if not within:
+        return []
+    text = text.strip()
+    matches = GridNode.name.contains(text) | GridNode.code.contains(text.upper())
+    scope = in_subtree(GridNode.path, within[0])
+    for path in within[1:]:
+        scope |= in_subtree(GridNode.path, path)
+    return list(GridNode.select(*NODE_COLUMNS).where(matches & scope)
+                .order_by(GridNode.depth, GridNode.code).limit(limit))
+
+
+def rename_node(node: GridNode, name: str, households: int | None = None,
+                population: int | None = None) -> GridNode:
+    """Change a node's name and figures (its code never changes: cases refer to it)."""
+    name = name.strip()
+    if not name:
+        raise GridError("网格名称不能为空")
+    GridNode.update(name=name, households=households, population=population).where(
+        GridNode.id == node.id).execute()
+    node.name, node.households, node.population = name, households, population
+    return node
+
+
+def move_node(node: GridNode, parent: GridNode) -> int:
+    """Move a subtree under a new parent; paths of its nodes and of their cases follow.
+
+    Memberships point at nodes and follow by themselves. Returns the number of nodes moved.
+    """
+    if parent.path.startswith(node.path):
+        raise GridError(f"不能把 {node.name} 移到它自己或它的下级 {parent.name} 之下")
+    if parent.retired_at is not None:
+        raise GridError(f"{parent.name} 已撤销，不能作为上级")
+    _check_level(node.level, parent)
+    old, new = node.path, parent.path + node.code + "/"
+    shift = parent.depth + 1 - node.depth
+    with database.atomic():
+        moved = database.execute_sql(sql(
+            'UPDATE "grid_node" SET path = {p} || substr(path, {p}), depth = depth + {p} WHERE ')
+            + _prefix_clause("path"), (new, len(old) + 1, shift, old)).rowcount
+        database.execute_sql(sql('UPDATE "submission" SET grid_path = {p} || substr(grid_path, {p}) WHERE ')
+                             + _prefix_clause("grid_path"), (new, len(old) + 1, old))
+        GridNode.update(parent=parent).where(GridNode.id == node.id).execute()
+    return moved
+
+
+def _prefix_clause(column: str) -> str:
+    """A WHERE clause matching rows whose path column starts with a parameter."""
+    if is_postgres():
+        return sql(f"{column} LIKE {{p}} || '%'")
+    return sql(f"{column} GLOB {{p}} || '*'")
+
+
+def open_cases_below(node: GridNode) -> int:
+    """Count the cases not yet closed in a node's subtree."""
+    return (Submission.select().where(in_subtree(Submission.grid_path, node.path)
+                                      & Submission.closed_at.is_null()).count())
+
+
+def retire_node(node: GridNode) -> int:
+    """Retire a node and its subtree; refuse while open cases remain there. Returns nodes retired."""
+    open_count = open_cases_below(node)
+    if open_count:
+        raise GridError(f"{node.name} 及其下级还有 {open_count} 件未办结的案件，"
+                        "请先把这些案件移交到其他网格，再撤销")
+    return (GridNode.update(retired_at=utcnow())
+            .where(in_subtree(GridNode.path, node.path) & GridNode.retired_at.is_null()).execute())
+
+
+def restore_node(node: GridNode) -> None:
+    """Bring a retired node back (its parent must be in service)."""
+    if node.parent_id and GridNode.get_by_id(node.parent_id).retired_at is not None:
+        raise GridError(f"{node.name} 的上级已撤销，请先恢复上级")
+    GridNode.update(retired_at=None).where(GridNode.id == node.id).execute()
+
+
+NODE_COLUMNS = (GridNode.id, GridNode.code, GridNode.name, GridNode.level, GridNode.parent,
+                GridNode.path, GridNode.depth, GridNode.households, GridNode.population,
+                GridNode.retired_at, GridNode.created_at)

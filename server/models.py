@@ -52,6 +52,14 @@ class Role(BaseModel):
     key = CharField(max_length=32, primary_key=True)
     name = CharField(max_length=64)
     is_admin = BooleanField(default=False)
+    sees_sensitive = BooleanField(default=False)
+
+
+class Department(BaseModel):
+    """A kind of department (公安, 民政 …); a unit is this kind at a grid node, staffed by memberships."""
+
+    key = CharField(max_length=32, primary_key=True)
+    name = CharField(max_length=64)
 
 
 class GridNode(BaseModel):
@@ -78,6 +86,8 @@ class Person(BaseModel):
     phone = CharField(max_length=20, null=True, unique=True)
     password_hash = CharField(max_length=256)
     active = BooleanField(default=True)
+    session_epoch = IntegerField(default=0)
+    last_login_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
 
 
@@ -92,6 +102,27 @@ class Membership(BaseModel):
 
     class Meta:
         indexes = ((("person", "node", "role", "department"), True),)
+
+
+class LoginFailure(BaseModel):
+    """A failed sign-in, kept for a while to slow down guessing per account and per address."""
+
+    username = CharField(max_length=64)
+    address = CharField(max_length=64)
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("username", "at"), False), (("address", "at"), False))
+
+
+class AuditEntry(BaseModel):
+    """An administrative change outside any case (people, tree, tokens): who, when, what."""
+
+    at = DateTimeField(default=utcnow, index=True)
+    actor = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    action = CharField(max_length=32)
+    target = CharField(max_length=128)
+    detail = Json(null=True)
 
 
 class ApiToken(BaseModel):
@@ -214,6 +245,6 @@ class Attachment(BaseModel):
 
 
 MODELS = (
-    Level, Role, GridNode, Person, Membership, ApiToken,
+    Level, Role, Department, GridNode, Person, Membership, LoginFailure, AuditEntry, ApiToken,
     Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment,
 )

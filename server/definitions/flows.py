@@ -61,7 +61,7 @@ def check_flow(
     file, doc = str(source.path), source.doc
     nodes: dict[str, Any] = doc["nodes"]
     levels = set(levels if levels is not None else (k for k, _, _ in DEFAULT_LEVELS))
-    roles = set(roles if roles is not None else (k for k, _, _ in DEFAULT_ROLES))
+    roles = set(roles if roles is not None else (r[0] for r in DEFAULT_ROLES))
 
     graph: dict[str, list[str]] = {}
     for node_id, node in nodes.items():

@@ -123,6 +123,20 @@ def latest_forms() -> list[FormVersion]:
                 .order_by(Form.key))
 
 
+_sensitive: dict[tuple, tuple] = {}
+
+
+def sensitive_for(form_version_id: int) -> tuple:
+    """Return the sensitive field paths of a form version (read once per process: versions are immutable)."""
+    from ..masking import sensitive_paths
+
+    ident = (database.obj.database, form_version_id)
+    if ident not in _sensitive:
+        definition = FormVersion.select(FormVersion.definition).where(FormVersion.id == form_version_id).get()
+        _sensitive[ident] = sensitive_paths(definition.definition["schema"])
+    return _sensitive[ident]
+
+
 def compiled(version: FormVersion) -> CompiledForm:
     """Return the compiled validator of a form version (compiled once per process)."""
     definition = version.definition

@@ -9,6 +9,8 @@ def up(migrator, db):
         phone = CharField(unique=True, null=True, max_length=20)
         password_hash = CharField(max_length=256)
         active = BooleanField(default=True)
+        session_epoch = IntegerField(default=0)
+        last_login_at = DateTimeField(null=True)
         created_at = DateTimeField()
         class Meta:
             legacy_table_names = False
@@ -112,6 +114,27 @@ def up(migrator, db):
             table_name = 'attachment'
     db.create_tables([Attachment])
 
+    class AuditEntry(Model):
+        at = DateTimeField(index=True)
+        actor = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        action = CharField(max_length=32)
+        target = CharField(max_length=128)
+        detail = JSONField(null=True)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'audit_entry'
+    db.create_tables([AuditEntry])
+
+    class Department(Model):
+        key = CharField(primary_key=True, max_length=32)
+        name = CharField(max_length=64)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'department'
+    db.create_tables([Department])
+
     class Event(Model):
         submission = ForeignKeyField(Submission, on_delete='CASCADE')
         at = DateTimeField()
@@ -166,6 +189,17 @@ def up(migrator, db):
             table_name = 'level'
     db.create_tables([Level])
 
+    class LoginFailure(Model):
+        username = CharField(max_length=64)
+        address = CharField(max_length=64)
+        at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'login_failure'
+            indexes = ((('username', 'at'), False), (('address', 'at'), False))
+    db.create_tables([LoginFailure])
+
     class Membership(Model):
         person = ForeignKeyField(Person, on_delete='CASCADE')
         node = ForeignKeyField(GridNode, on_delete='RESTRICT')
@@ -183,6 +217,7 @@ def up(migrator, db):
         key = CharField(primary_key=True, max_length=32)
         name = CharField(max_length=64)
         is_admin = BooleanField(default=False)
+        sees_sensitive = BooleanField(default=False)
         class Meta:
             legacy_table_names = False
             database = db
@@ -193,10 +228,13 @@ def up(migrator, db):
 def down(migrator, db):
     migrator.migrate(migrator.drop_table('role'))
     migrator.migrate(migrator.drop_table('membership'))
+    migrator.migrate(migrator.drop_table('login_failure'))
     migrator.migrate(migrator.drop_table('level'))
     migrator.migrate(migrator.drop_table('flow_version'))
     migrator.migrate(migrator.drop_table('flow'))
     migrator.migrate(migrator.drop_table('event'))
+    migrator.migrate(migrator.drop_table('department'))
+    migrator.migrate(migrator.drop_table('audit_entry'))
     migrator.migrate(migrator.drop_table('attachment'))
     migrator.migrate(migrator.drop_table('submission'))
     migrator.migrate(migrator.drop_table('grid_node'))

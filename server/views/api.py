@@ -8,12 +8,12 @@ from datetime import date
 from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import cases
-from ..auth import scope_for_token
 from ..definitions.versions import latest_form, latest_forms
 from ..errors import Refusal
 from ..grids import node_by_code
 from ..models import GridNode, Submission
 from ..openapi import openapi_document
+from ..scope import scope_for_token
 from ..validation import FieldError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -154,7 +154,7 @@ def submit(key: str):
     if not g.scope.can_submit_at(node):
         raise Refusal(403, "forbidden", f"您无权在网格 {node.name}（{code}）提交")
     case, created = cases.submit(g.person, version, node, data, sid)
-    body = cases.case_json(case, _tz())
+    body = cases.case_json(case, _tz(), reveal=True)  # what the caller just sent
     if not created:
         return body, 200
     return body, 201, {"Location": f"/api/v1/submissions/{case.id}"}
@@ -214,8 +214,12 @@ def _visible_case(sid: str) -> Submission:
 
 @bp.get("/submissions/<sid>")
 def submission(sid: str):
-    """Show one case with its tasks and history."""
-    return cases.case_detail_json(_visible_case(sid), _tz())
+    """Show one case with its tasks and history; a full view of sensitive fields is logged."""
+    case = _visible_case(sid)
+    reveal = g.scope.sees_sensitive_at(case.grid_path)
+    if reveal:
+        cases.log_full_view(g.person, case, "api")
+    return cases.case_detail_json(case, _tz(), reveal)
 
 
 @bp.put("/submissions/<sid>")
@@ -230,8 +234,9 @@ def edit_submission(sid: str):
     if not isinstance(data, dict):
         raise Refusal(422, "invalid", "须提供表单数据 data（JSON 对象）",
                       [FieldError("/data", "须提供表单数据 data（JSON 对象）")])
-    case = cases.edit(g.person, case, data, body.get("revision"))
-    return cases.case_json(case, _tz())
+    reveal = g.scope.sees_sensitive_at(case.grid_path)
+    case = cases.edit(g.person, case, data, body.get("revision"), revealed=reveal)
+    return cases.case_json(case, _tz(), reveal)
 
 
 # -- grids ------------------------------------------------------------------------------------

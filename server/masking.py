@@ -1,0 +1,129 @@
+"""Sensitive fields (`x-sensitive`): where they are in a form, and how their values are masked."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .validation import resolve_local
+
+MASK = "***"
+
+Paths = tuple[tuple[tuple[str, ...], str | None], ...]
+
+
+def sensitive_paths(schema: dict) -> Paths:
+    """Return the paths of sensitive fields (`*` for any array item) with their formats."""
+    found: list[tuple[tuple[str, ...], str | None]] = []
+
+    def walk(node: Any, path: tuple[str, ...], depth: int) -> None:
+        node = resolve_local(schema, node)
+        if not node or depth > 32:
+            return
+        if node.get("x-sensitive") is True and path:
+            found.append((path, node.get("format")))
+            return
+        for name, sub in (node.get("properties") or {}).items():
+            walk(sub, path + (name,), depth + 1)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], path + ("*",), depth + 1)
+        for key in ("allOf", "anyOf", "oneOf"):
+            for sub in node.get(key) or []:
+                walk(sub, path, depth + 1)
+        for key in ("if", "then", "else"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], path, depth + 1)
+
+    walk(schema, (), 0)
+    return tuple(dict.fromkeys(found))
+
+
+def mask_value(value: Any, fmt: str | None = None) -> Any:
+    """Mask one value: ID numbers keep 4 + 4 characters, mobiles 3 + 4, anything else is hidden."""
+    if value is None:
+        return None
+    if isinstance(value, str) and fmt == "cn-id-card" and len(value) > 8:
+        return value[:4] + "*" * (len(value) - 8) + value[-4:]
+    if isinstance(value, str) and fmt == "cn-mobile" and len(value) == 11:
+        return value[:3] + "****" + value[-4:]
+    return MASK
+
+
+def _mask_at(data: Any, path: tuple[str, ...], fmt: str | None) -> Any:
+    """Mask the values found at a path inside data (changed in place where possible)."""
+    if not path:
+        return mask_value(data, fmt)
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(data, list):
+        for i, item in enumerate(data):
+            data[i] = _mask_at(item, rest, fmt)
+    elif isinstance(data, dict) and head in data:
+        data[head] = _mask_at(data[head], rest, fmt)
+    return data
+
+
+def mask_data(data: Any, paths: Paths) -> Any:
+    """Return a copy of a case's data with its sensitive fields masked."""
+    if not paths:
+        return data
+    masked = copy.deepcopy(data)
+    for path, fmt in paths:
+        masked = _mask_at(masked, path, fmt)
+    return masked
+
+
+def _matches(pointer_parts: list[str], path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Tell whether a JSON Pointer lies at or inside a sensitive path; return the rest of the path."""
+    if len(pointer_parts) < len(path):
+        # The pointer names a container holding a sensitive field, e.g. a whole member row.
+        for part, want in zip(pointer_parts, path, strict=False):
+            if want != "*" and part != want:
+                return None
+        return path[len(pointer_parts):]
+    for part, want in zip(pointer_parts, path, strict=False):
+        if want != "*" and part != want:
+            return None
+    return ()
+
+
+def mask_patch(ops: list | None, paths: Paths) -> list | None:
+    """Return a copy of a JSON Patch with the sensitive values it carries masked."""
+    if not ops or not paths:
+        return ops
+    masked = []
+    for op in ops:
+        op = dict(op)
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]]
+        for path, fmt in paths:
+            rest = _matches(parts, path)
+            if rest is not None and "value" in op:
+                op["value"] = _mask_at(copy.deepcopy(op["value"]), rest, fmt)
+        masked.append(op)
+    return masked
+
+
+def has_sensitive_values(data: Any, paths: Paths) -> bool:
+    """Tell whether any sensitive field holds a value in this data."""
+    return any(mask_data(data, ((path, fmt),)) != data for path, fmt in paths)
+
+
+def _restore_at(new: Any, old: Any, path: tuple[str, ...], fmt: str | None) -> Any:
+    if not path:
+        return old if new is not None and new == mask_value(old, fmt) else new
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(new, list) and isinstance(old, list):
+        for i in range(min(len(new), len(old))):
+            new[i] = _restore_at(new[i], old[i], rest, fmt)
+    elif isinstance(new, dict) and isinstance(old, dict) and head in new and head in old:
+        new[head] = _restore_at(new[head], old[head], rest, fmt)
+    return new
+
+
+def restore_masked(new: Any, old: Any, paths: Paths) -> Any:
+    """Put back stored values where an edit sent a sensitive field still masked (unchanged)."""
+    if not paths:
+        return new
+    restored = copy.deepcopy(new)
+    for path, fmt in paths:
+        restored = _restore_at(restored, old, path, fmt)
+    return restored
