@@ -22,9 +22,9 @@ def _secret_key(instance: Path) -> str:
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: settings, instance config, test overrides, modules, blueprints."""
-    from . import db, errors_http
+    from . import db, errors_http, web
     from .config import settings_from_env
-    from .views import api, health, pages
+    from .views import account, admin, api, health, pages
 
     settings = settings_from_env()
     instance_path = (test_config or {}).get("INSTANCE_PATH") or settings["INSTANCE_PATH"]
@@ -52,7 +52,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     errors_http.init_app(app)
+    web.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    web.csrf.exempt(api.bp)  # token-authenticated, no cookies
     app.register_blueprint(pages.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(admin.bp)
     return app

@@ -276,3 +276,24 @@ def grid_json(node: GridNode) -> dict:
         "households": node.households,
         "population": node.population,
     }
+
+
+def move_open_cases(person: Person, source: GridNode, target: GridNode) -> int:
+    """Move the open cases of a subtree to another node (before retiring it); each move is an event."""
+    if target.retired_at is not None:
+        raise Refusal(422, "invalid", f"网格 {target.name} 已撤销，不能接收案件")
+    if target.path.startswith(source.path):
+        raise Refusal(422, "invalid", f"{target.name} 在 {source.name} 之下，撤销时会一并撤销，请选择其他网格")
+    now = utcnow()
+    moved = 0
+    with database.atomic():
+        query = Submission.select().where(in_subtree(Submission.grid_path, source.path)
+                                          & Submission.closed_at.is_null())
+        for case in query:
+            Submission.update(grid=target.id, grid_code=target.code, grid_path=target.path,
+                              updated_at=now).where(Submission.id == case.id).execute()
+            Event.create(submission=case, at=now, actor=person, kind="moved", from_status=case.status,
+                         to_status=case.status, revision=case.revision,
+                         payload={"from": case.grid_code, "to": target.code})
+            moved += 1
+    return moved

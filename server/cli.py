@@ -125,24 +125,29 @@ def user():
 @click.option("--name", default=None, help="Display name (default: the username).")
 @click.option("--phone", default=None, help="Mobile number, usable as a login.")
 @click.option("--role", "roles", multiple=True, metavar="ROLE@GRIDCODE",
-              help="A role at a grid node, e.g. admin@450900; repeat for several.")
+              help="A role at a grid node, e.g. admin@450900; department staff name the department, "
+                   "e.g. department_staff:civil_affairs@450902; repeat for several.")
 def user_create(username, password, name, phone, roles):
     """Create a person with roles at grid nodes (how the first administrator is made)."""
-    from .auth import add_membership, create_person
+    from .auth import add_membership, create_person, password_problem
     from .db import database
     from .grids import GridError
 
+    problem = password_problem(password, username)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     grants = []
     for spec in roles:
         role, sep, code = spec.partition("@")
         if not sep or not role or not code:
             raise click.BadParameter(f"{spec}：应写作 角色@网格编码，如 admin@450900", param_hint="--role")
-        grants.append((role, code))
+        role, _, department = role.partition(":")
+        grants.append((role, code, department or None))
     try:
         with database.atomic():
             person = create_person(username, password, name=name, phone=phone)
-            for role, code in grants:
-                add_membership(person, code, role)
+            for role, code, department in grants:
+                add_membership(person, code, role, department)
     except GridError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"已创建用户 {username}" + (f"，角色：{'、'.join(roles)}" if roles else ""))

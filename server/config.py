@@ -63,6 +63,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Time zone for dates people enter and read (API `from`/`to` filters, shown times).",
     ),
     Setting(
+        "GRIDFLOW_SECURE_COOKIES", "SESSION_COOKIE_SECURE", 1,
+        "1: the session cookie is sent only over HTTPS (browsers also accept it on "
+        "http://localhost and 127.0.0.1). 0: allow plain HTTP, e.g. trying the demo from a phone on a LAN.",
+        int,
+    ),
+    Setting(
+        "GRIDFLOW_SESSION_HOURS", "SESSION_HOURS", 12,
+        "Hours a web sign-in lasts without activity before the person must sign in again.", int,
+    ),
+    Setting(
         "GRIDFLOW_WORKERS", "WORKERS", 2,
         "Worker processes started by `gridflow serve` (gunicorn).", int,
     ),

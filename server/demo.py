@@ -136,7 +136,7 @@ def _people(nodes: list[GridNode], password_hash: str) -> int:
         count += 1
     for node in nodes:
         roles = [(r, None) for r in ROLES_BY_LEVEL[node.level]]
-        if node.level == "district":
+        if node.level in ("city", "district"):
             roles += [("department_staff", key) for key, _ in DEFAULT_DEPARTMENTS]
         for role, dept in roles:
             if node.code + role + (dept or "") in taken:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import jsonify, request
+from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
 
+def error_page(status: int, message: str):
+    """Render the short Chinese error page of the web side."""
+    return render_template("errors/error.html", status=status, message=message), status
+
+
 def init_app(app) -> None:
     """Register the error handlers."""
 
@@ -42,7 +47,11 @@ def init_app(app) -> None:
         if status == 413:
             message = f"请求体过大（上限 {app.config['MAX_CONTENT_LENGTH']} 字节）"
         if not _wants_json():
-            return f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{message}</p>", status
+            if status == 405 or request.method == "HEAD":
+                return f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{message}</p>", status
+            # A view may abort with its own Chinese description; werkzeug's defaults are English.
+            own = exc.description if exc.description != type(exc).description else None
+            return error_page(status, own or message)
         response = jsonify({"error": CODES.get(status, "error"), "message": message, "errors": []})
         response.status_code = status
         return response

@@ -146,7 +146,10 @@ def _password_hash() -> str:
 
 
 class People:
-    """Make people with roles and tokens: `people.make("wgy", "grid_worker@G1")` → token."""
+    """Make people with roles and tokens: `people.make("wgy", "grid_worker@G1")` → token.
+
+    Department staff name their department: `"department_staff:civil_affairs@D1"`.
+    """
 
     def __init__(self):
         self.tokens: dict[str, str] = {}
@@ -156,7 +159,8 @@ class People:
             person = create_person(username, "secret-pass", password_hash=_password_hash())
             for grant in grants:
                 role, _, code = grant.partition("@")
-                add_membership(person, code, role)
+                role, _, department = role.partition(":")
+                add_membership(person, code, role, department or None)
             token = create_token(person, "test")
         self.tokens[username] = token
         return token
@@ -192,3 +196,45 @@ def visit_form(people):
 
 def fixture_path(name: str) -> Path:
     return Path(__file__).parent / "fixtures" / name
+
+
+# -- the web side -----------------------------------------------------------------------------
+
+CSRF = __import__("re").compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    """Read a CSRF token from a page's form, as a browser would."""
+    page = client.get(path)
+    match = CSRF.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({page.status_code})"
+    return match.group(1)
+
+
+class Web:
+    """Drive the web pages as a person: sign in through the form, post forms with their CSRF token."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def client(self, username: str | None = None, password: str = "secret-pass"):
+        client = self.app.test_client()
+        if username:
+            response = self.login(client, username, password)
+            assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    def login(self, client, username: str, password: str = "secret-pass", **extra):
+        token = csrf_token(client, "/login")
+        return client.post("/login", data={"username": username, "password": password, "csrf_token": token,
+                                           **extra})
+
+    def post(self, client, path: str, data: dict | None = None, page: str | None = None, **kwargs):
+        """Post a form from `page` (default: the account page, which every signed-in person can open)."""
+        token = csrf_token(client, page or "/account")
+        return client.post(path, data={**(data or {}), "csrf_token": token}, **kwargs)
+
+
+@pytest.fixture
+def web(app) -> Web:
+    return Web(app)

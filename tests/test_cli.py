@@ -172,16 +172,16 @@ def test_load_of_a_missing_path_fails(runner, tmp_path):
 # -- user create ------------------------------------------------------------------------------
 
 def test_user_create_makes_the_person_and_membership(runner, tree):
-    result = run(runner, "user", "create", "admin2", "--password", "p", "--role", "admin@C1")
+    result = run(runner, "user", "create", "admin2", "--password", "pass-word-1", "--role", "admin@C1")
     ok(result)
     assert "admin2" in result.stdout
     person = Person.get(Person.username == "admin2")
-    assert verify_password(person, "p") and not verify_password(person, "q")
+    assert verify_password(person, "pass-word-1") and not verify_password(person, "q")
     assert [(m.role, m.node.code) for m in person.memberships] == [("admin", "C1")]
 
 
 def test_user_create_with_several_roles(runner, tree):
-    ok(run(runner, "user", "create", "multi", "--password", "p", "--name", "王芳", "--phone", "13800138000",
+    ok(run(runner, "user", "create", "multi", "--password", "pass-word-1", "--name", "王芳", "--phone", "13800138000",
            "--role", "grid_worker@G1", "--role", "mediator@M1"))
     person = Person.get(Person.username == "multi")
     assert (person.name, person.phone) == ("王芳", "13800138000")
@@ -190,7 +190,7 @@ def test_user_create_with_several_roles(runner, tree):
 
 @pytest.mark.parametrize("spec", ["admin", "admin@", "@C1", "adminC1"])
 def test_user_create_with_a_malformed_role_spec_is_refused(runner, tree, spec):
-    result = run(runner, "user", "create", "admin2", "--password", "p", "--role", spec)
+    result = run(runner, "user", "create", "admin2", "--password", "pass-word-1", "--role", spec)
     assert result.exit_code == 2
     assert "角色@网格编码" in result.output
     assert not Person.select().where(Person.username == "admin2").exists()
@@ -203,7 +203,7 @@ def test_user_create_with_a_malformed_role_spec_is_refused(runner, tree, spec):
 ])
 def test_user_create_with_unknown_grid_or_role_creates_nothing(runner, tree, roles, message):
     args = [a for spec in roles for a in ("--role", spec)]
-    result = run(runner, "user", "create", "admin2", "--password", "p", *args)
+    result = run(runner, "user", "create", "admin2", "--password", "pass-word-1", *args)
     assert result.exit_code == 1
     assert message in result.stderr
     assert not Person.select().where(Person.username == "admin2").exists()
@@ -211,18 +211,18 @@ def test_user_create_with_unknown_grid_or_role_creates_nothing(runner, tree, rol
 
 
 def test_user_create_refuses_an_existing_username(runner, tree):
-    ok(run(runner, "user", "create", "admin2", "--password", "p", "--role", "admin@C1"))
-    result = run(runner, "user", "create", "admin2", "--password", "other", "--role", "admin@D1")
+    ok(run(runner, "user", "create", "admin2", "--password", "pass-word-1", "--role", "admin@C1"))
+    result = run(runner, "user", "create", "admin2", "--password", "other-pass-2", "--role", "admin@D1")
     assert result.exit_code == 1 and "已存在" in result.stderr
     person = Person.get(Person.username == "admin2")
-    assert verify_password(person, "p")
+    assert verify_password(person, "pass-word-1")
     assert [m.node.code for m in person.memberships] == ["C1"]
 
 
 # -- token create -----------------------------------------------------------------------------
 
 def test_token_create_prints_the_token_alone_and_it_works(runner, client, tree):
-    ok(run(runner, "user", "create", "admin2", "--password", "p", "--role", "admin@C1"))
+    ok(run(runner, "user", "create", "admin2", "--password", "pass-word-1", "--role", "admin@C1"))
     result = run(runner, "token", "create", "admin2")
     ok(result)
     lines = result.stdout.splitlines()
@@ -236,7 +236,7 @@ def test_token_create_prints_the_token_alone_and_it_works(runner, client, tree):
 
 
 def test_each_token_create_makes_a_new_token(runner, tree):
-    ok(run(runner, "user", "create", "admin2", "--password", "p", "--role", "admin@C1"))
+    ok(run(runner, "user", "create", "admin2", "--password", "pass-word-1", "--role", "admin@C1"))
     first, second = (run(runner, "token", "create", "admin2").stdout.strip() for _ in range(2))
     assert first != second
     assert person_for_token(first) == person_for_token(second) == Person.get(Person.username == "admin2")
@@ -246,7 +246,7 @@ def test_each_token_create_makes_a_new_token(runner, tree):
 def test_token_create_for_an_unknown_or_inactive_person_fails(runner, tree):
     unknown = run(runner, "token", "create", "nobody")
     assert unknown.exit_code == 1 and unknown.stdout == "" and "nobody" in unknown.stderr
-    ok(run(runner, "user", "create", "gone", "--password", "p"))
+    ok(run(runner, "user", "create", "gone", "--password", "pass-word-1"))
     Person.update(active=False).where(Person.username == "gone").execute()
     inactive = run(runner, "token", "create", "gone")
     assert inactive.exit_code == 1 and inactive.stdout == "" and "停用" in inactive.stderr
