@@ -93,6 +93,8 @@ def create_node(code: str, name: str, level: str, parent: GridNode | None = None
         raise GridError(f"网格编码 {code} 不正确：只能用数字、大写字母和连字符")
     if GridNode.select().where(GridNode.code == code).exists():
         raise GridError(f"网格编码 {code} 已存在")
+    if not name.strip():
+        raise GridError("网格名称不能为空")
     _check_level(level, parent)
     path = (parent.path if parent else "/") + code + "/"
     depth = parent.depth + 1 if parent else 0
@@ -189,7 +191,7 @@ def move_node(node: GridNode, parent: GridNode) -> int:
 def _prefix_clause(column: str) -> str:
     """A WHERE clause matching rows whose path column starts with a parameter."""
     if is_postgres():
-        return sql(f"{column} LIKE {{p}} || '%'")
+        return sql(f"{column} LIKE {{p}} || '%%'")  # psycopg2 reads a lone % as a placeholder
     return sql(f"{column} GLOB {{p}} || '*'")
 
 

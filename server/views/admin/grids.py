@@ -89,8 +89,6 @@ def grid_add_child(code: str):
         node = grids.create_node(form.get("code", "").strip().upper(), form.get("name", "").strip(),
                                  form.get("level", ""), parent, households=_figure("households"),
                                  population=_figure("population"))
-        if not node.name:
-            raise GridError("网格名称不能为空")
     except GridError as exc:
         return _node_page(parent, {"add": str(exc)}, 422)
     auth.audit(g.person, "grid_added", node.code, parent=parent.code)
@@ -103,12 +101,12 @@ def grid_add_child(code: str):
 def grid_move(code: str):
     """Move this node and its subtree under another parent."""
     node = administered(code)
+    if node.path in g.scope.admin_paths:
+        return _node_page(node, {"move": "这是您管理范围的顶层网格，请由上级管理员移动"}, 422)
     target_code = request.form.get("parent", "").strip().upper()
     target = node_by_code(target_code)
     if target is None or not g.scope.is_admin_at(target.path):
         return _node_page(node, {"move": f"找不到上级网格 {target_code}，或它不在您的管理范围内"}, 422)
-    if node.path in g.scope.admin_paths:
-        return _node_page(node, {"move": "这是您管理范围的顶层网格，请由上级管理员移动"}, 422)
     old_parent = grids.ancestor_codes(node)[-1:] or [None]
     try:
         moved = grids.move_node(node, target)
@@ -162,6 +160,6 @@ def grid_move_cases(code: str):
         moved = cases.move_open_cases(g.person, node, target)
     except Refusal as exc:
         return _node_page(node, {"cases": exc.message}, 422)
-    auth.audit(g.person, "cases_moved", node.code, target=target.code, cases=moved)
+    auth.audit(g.person, "cases_moved", node.code, to=target.code, cases=moved)
     flash(f"已把 {moved} 件未办结案件移交到 {target.name}", "ok")
     return redirect(url_for("admin.grid_view", code=code))

@@ -1,0 +1,109 @@
+"""Sensitive fields: found in any form's schema, masked in lists, restored when sent back masked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server import ROOT
+from server.masking import (
+    MASK,
+    has_sensitive_values,
+    mask_data,
+    mask_patch,
+    mask_value,
+    restore_masked,
+    sensitive_paths,
+)
+
+SCHEMA = {
+    "type": "object",
+    "$defs": {"phone": {"type": "string", "format": "cn-mobile", "x-sensitive": True}},
+    "properties": {
+        "name": {"type": "string"},
+        "id_card": {"type": "string", "format": "cn-id-card", "x-sensitive": True},
+        "phone": {"$ref": "#/$defs/phone"},
+        "income": {"type": "number", "x-sensitive": True},
+        "groups": {"type": "array", "items": {"type": "string"}, "x-sensitive": True},
+        "members": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "id_card": {"type": "string", "format": "cn-id-card", "x-sensitive": True},
+        }}},
+    },
+}
+DATA = {
+    "name": "王芳", "id_card": "45090219800101123X", "phone": "13800138000", "income": 12000,
+    "groups": ["elderly", "disabled"],
+    "members": [{"name": "王一", "id_card": "450902200501011234"}, {"name": "王二"}],
+}
+
+
+def test_sensitive_fields_are_found_through_refs_and_array_items():
+    assert dict(sensitive_paths(SCHEMA)) == {
+        ("id_card",): "cn-id-card", ("phone",): "cn-mobile", ("income",): None, ("groups",): None,
+        ("members", "*", "id_card"): "cn-id-card",
+    }
+
+
+@pytest.mark.parametrize("value, fmt, masked", [
+    ("45090219800101123X", "cn-id-card", "4509**********123X"),
+    ("13800138000", "cn-mobile", "138****8000"),
+    ("高血压", None, MASK),
+    (12000, None, MASK),
+    (True, None, MASK),
+    (["a", "b"], None, MASK),
+    (None, None, None),
+])
+def test_values_are_masked_by_format(value, fmt, masked):
+    assert mask_value(value, fmt) == masked
+
+
+def test_masking_data_keeps_the_rest_and_leaves_the_original_alone():
+    original = json.loads(json.dumps(DATA))
+    masked = mask_data(DATA, sensitive_paths(SCHEMA))
+    assert masked == {
+        "name": "王芳", "id_card": "4509**********123X", "phone": "138****8000", "income": MASK,
+        "groups": MASK,
+        "members": [{"name": "王一", "id_card": "4509**********1234"}, {"name": "王二"}],
+    }
+    assert DATA == original
+
+
+def test_a_patch_carries_masked_values_only():
+    ops = [
+        {"op": "replace", "path": "/phone", "value": "13900139000"},
+        {"op": "replace", "path": "/name", "value": "李四"},
+        {"op": "add", "path": "/members/1", "value": {"name": "王三", "id_card": "450902201001011234"}},
+        {"op": "replace", "path": "/members/0/id_card", "value": "450902200501015678"},
+        {"op": "remove", "path": "/income"},
+    ]
+    assert mask_patch(ops, sensitive_paths(SCHEMA)) == [
+        {"op": "replace", "path": "/phone", "value": "139****9000"},
+        {"op": "replace", "path": "/name", "value": "李四"},
+        {"op": "add", "path": "/members/1", "value": {"name": "王三", "id_card": "4509**********1234"}},
+        {"op": "replace", "path": "/members/0/id_card", "value": "4509**********5678"},
+        {"op": "remove", "path": "/income"},
+    ]
+
+
+def test_values_sent_back_masked_are_restored_and_real_changes_kept():
+    paths = sensitive_paths(SCHEMA)
+    sent = mask_data(DATA, paths)
+    sent["name"] = "王芳芳"
+    sent["income"] = 15000  # changed by the editor: kept
+    restored = restore_masked(sent, DATA, paths)
+    assert restored == {**DATA, "name": "王芳芳", "income": 15000}
+
+
+def test_has_sensitive_values():
+    paths = sensitive_paths(SCHEMA)
+    assert has_sensitive_values(DATA, paths)
+    assert not has_sensitive_values({"name": "王芳", "members": [{"name": "王一"}]}, paths)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "forms").glob("*.json")), ids=lambda p: p.stem)
+def test_every_shipped_sensitive_field_is_found(path):
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    text = json.dumps(doc["schema"], ensure_ascii=False)
+    assert len(sensitive_paths(doc["schema"])) == text.count('"x-sensitive": true')
