@@ -58,8 +58,15 @@ def create_person(username: str, password: str, name: str | None = None,
         raise GridError(f"用户名 {username} 已存在")
     phone = (phone or "").strip() or None
     _check_phone(phone)
-    return Person.create(username=username, name=(name or "").strip() or username, phone=phone,
+    name = (name or "").strip() or username
+    _check_name(name)
+    return Person.create(username=username, name=name, phone=phone,
                          password_hash=password_hash or hash_password(password))
+
+
+def _check_name(name: str) -> None:
+    if len(name) > 64:
+        raise GridError("姓名不能超过 64 个字")
 
 
 def _check_phone(phone: str | None, person: Person | None = None) -> None:
@@ -78,6 +85,7 @@ def update_person(person: Person, name: str, phone: str | None) -> Person:
     """Change a person's display name and phone."""
     phone = (phone or "").strip() or None
     _check_phone(phone, person)
+    _check_name(name.strip())
     person.name = name.strip() or person.username
     person.phone = phone
     person.save(only=[Person.name, Person.phone])

@@ -1,4 +1,4 @@
-"""The `gridflow` command: init-db, load, check, demo, serve, user and token."""
+"""The `gridflow` command: init-db, load, check, demo, serve, user, token, grid, level, role, department."""
 
 from __future__ import annotations
 
@@ -200,3 +200,104 @@ def grid_add(code, name, level, parent):
     except GridError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"已添加网格 {node.name}（{node.code}，{level}）")
+
+
+def _configure(change) -> None:
+    """Run a configuration change in a transaction, turning refusals into a clean error."""
+    from .db import database
+    from .grids import GridError
+
+    try:
+        with database.atomic():
+            change()
+    except GridError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group("level")
+def level():
+    """Configure the levels of the grid tree (市, 区, 街道 … or 乡, 村, 片区 …)."""
+
+
+@level.command("list")
+def level_list():
+    """List the levels, top down: key, depth and name."""
+    from .models import Level
+
+    for row in Level.select().order_by(Level.depth):
+        click.echo(f"{row.depth}\t{row.key}\t{row.name}")
+
+
+@level.command("set")
+@click.argument("key")
+@click.argument("name")
+@click.option("--depth", type=int, default=None, help="0 is the top level; required for a new level.")
+def level_set(key, name, depth):
+    """Add a level, or rename it (its depth changes only while no node uses it)."""
+    from .grids import set_level
+
+    _configure(lambda: set_level(key, name, depth))
+    click.echo(f"层级 {key}：{name}")
+
+
+@level.command("remove")
+@click.argument("key")
+def level_remove(key):
+    """Remove a level that no node uses."""
+    from .grids import remove_level
+
+    _configure(lambda: remove_level(key))
+    click.echo(f"已删除层级 {key}")
+
+
+@main.group("role")
+def role():
+    """Configure roles: their names, and whether they administer or see sensitive fields."""
+
+
+@role.command("list")
+def role_list():
+    """List the roles: key, name, and what they allow."""
+    from .models import Role
+
+    for row in Role.select().order_by(Role.key):
+        flags = [label for label, on in (("管理", row.is_admin), ("敏感字段", row.sees_sensitive)) if on]
+        click.echo(f"{row.key}\t{row.name}\t{'、'.join(flags) or '-'}")
+
+
+@role.command("set")
+@click.argument("key")
+@click.argument("name")
+@click.option("--admin/--no-admin", default=None, help="Administers the subtree where it is held.")
+@click.option("--sensitive/--no-sensitive", default=None, help="Sees sensitive fields in full (each view logged).")
+def role_set(key, name, admin, sensitive):
+    """Add a role or change its name and what it allows."""
+    from .grids import set_role
+
+    _configure(lambda: set_role(key, name, admin, sensitive))
+    click.echo(f"角色 {key}：{name}")
+
+
+@main.group("department")
+def department():
+    """Configure the departments whose staff serve a subtree (公安, 民政 …)."""
+
+
+@department.command("list")
+def department_list():
+    """List the departments: key and name."""
+    from .models import Department
+
+    for row in Department.select().order_by(Department.key):
+        click.echo(f"{row.key}\t{row.name}")
+
+
+@department.command("set")
+@click.argument("key")
+@click.argument("name")
+def department_set(key, name):
+    """Add a department or rename it."""
+    from .grids import set_department
+
+    _configure(lambda: set_department(key, name))
+    click.echo(f"部门 {key}：{name}")

@@ -87,6 +87,14 @@ def is_grid_code(value: str) -> bool:
     return bool(GRID_CODE_RE.fullmatch(value))
 
 
+def is_config_key(value: str) -> bool:
+    """Tell whether a text can key a level, role or department: `community`, `street_officer`."""
+    return bool(_CONFIG_KEY.fullmatch(value))
+
+
+_CONFIG_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
+
+
 def is_attachment(value: str) -> bool:
     """Tell whether a string is an attachment reference: the SHA-256 of the file, in hex."""
     return bool(ATTACHMENT_RE.fullmatch(value))

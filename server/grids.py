@@ -84,6 +84,69 @@ class GridError(ValueError):
     """A change to the tree that cannot be made; the message is for a person, in Chinese."""
 
 
+def set_level(key: str, name: str, depth: int | None = None) -> Level:
+    """Add a level, or rename it / change its depth while no node uses it."""
+    from .formats import is_config_key
+
+    if not is_config_key(key):
+        raise GridError(f"层级键 {key} 不正确：用小写字母、数字和下划线，以字母开头")
+    level = Level.get_or_none(Level.key == key)
+    if depth is None:
+        if level is None:
+            raise GridError(f"新层级 {key} 须给出深度（0 为最高一级）")
+        depth = level.depth
+    if depth < 0:
+        raise GridError("深度不能为负数")
+    taken = Level.get_or_none((Level.depth == depth) & (Level.key != key))
+    if taken is not None:
+        raise GridError(f"深度 {depth} 已由层级 {taken.key}（{taken.name}）使用")
+    if level is None:
+        return Level.create(key=key, name=name, depth=depth)
+    if depth != level.depth and GridNode.select().where(GridNode.level == key).exists():
+        raise GridError(f"已有网格属于层级 {key}，不能再改变它的深度")
+    Level.update(name=name, depth=depth).where(Level.key == key).execute()
+    return Level.get_by_id(key)
+
+
+def remove_level(key: str) -> None:
+    """Remove a level no node uses."""
+    if GridNode.select().where(GridNode.level == key).exists():
+        raise GridError(f"已有网格属于层级 {key}，不能删除")
+    if not Level.delete().where(Level.key == key).execute():
+        raise GridError(f"没有 {key} 这一层级")
+
+
+def set_role(key: str, name: str, is_admin: bool | None = None, sees_sensitive: bool | None = None) -> Role:
+    """Add a role or change its name and what it allows."""
+    from .formats import is_config_key
+
+    if not is_config_key(key):
+        raise GridError(f"角色键 {key} 不正确：用小写字母、数字和下划线，以字母开头")
+    role = Role.get_or_none(Role.key == key)
+    if role is None:
+        return Role.create(key=key, name=name, is_admin=bool(is_admin), sees_sensitive=bool(sees_sensitive))
+    role.name = name
+    if is_admin is not None:
+        role.is_admin = is_admin
+    if sees_sensitive is not None:
+        role.sees_sensitive = sees_sensitive
+    role.save()
+    return role
+
+
+def set_department(key: str, name: str) -> Department:
+    """Add a department or rename it."""
+    from .formats import is_config_key
+
+    if not is_config_key(key):
+        raise GridError(f"部门键 {key} 不正确：用小写字母、数字和下划线，以字母开头")
+    department, created = Department.get_or_create(key=key, defaults={"name": name})
+    if not created:
+        Department.update(name=name).where(Department.key == key).execute()
+        department.name = name
+    return department
+
+
 def create_node(code: str, name: str, level: str, parent: GridNode | None = None,
                 **figures) -> GridNode:
     """Add a node under a parent (or as a root) and compute its path."""
@@ -93,8 +156,7 @@ def create_node(code: str, name: str, level: str, parent: GridNode | None = None
         raise GridError(f"网格编码 {code} 不正确：只能用数字、大写字母和连字符")
     if GridNode.select().where(GridNode.code == code).exists():
         raise GridError(f"网格编码 {code} 已存在")
-    if not name.strip():
-        raise GridError("网格名称不能为空")
+    _check_name(name)
     _check_level(level, parent)
     path = (parent.path if parent else "/") + code + "/"
     depth = parent.depth + 1 if parent else 0
@@ -121,6 +183,13 @@ def node_by_code(code: str) -> GridNode | None:
     """Return the node with this code, or None; its boundary (possibly large GeoJSON) is not read."""
     return first(GridNode, 'SELECT id, code, name, level, parent_id, path, depth, households, population, '
                            'retired_at, created_at FROM "grid_node" WHERE code = {p}', code)
+
+
+def _check_name(name: str) -> None:
+    if not name.strip():
+        raise GridError("网格名称不能为空")
+    if len(name) > 128:
+        raise GridError("网格名称不能超过 128 个字")
 
 
 def _check_level(level: str, parent: GridNode | None) -> None:
@@ -158,8 +227,7 @@ def rename_node(node: GridNode, name: str, households: int | None = None,
                 population: int | None = None) -> GridNode:
     """Change a node's name and figures (its code never changes: cases refer to it)."""
     name = name.strip()
-    if not name:
-        raise GridError("网格名称不能为空")
+    _check_name(name)
     GridNode.update(name=name, households=households, population=population).where(
         GridNode.id == node.id).execute()
     node.name, node.households, node.population = name, households, population
