@@ -174,6 +174,37 @@ def token_create(username, name):
     click.echo(create_token(person, name))
 
 
+@token.command("list")
+@click.argument("username")
+def token_list(username):
+    """List a person's tokens: id, first characters, label, created, revoked."""
+    from .models import ApiToken, Person
+
+    person = Person.get_or_none(Person.username == username)
+    if person is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    for t in ApiToken.select().where(ApiToken.person == person.id).order_by(ApiToken.id):
+        state = f"已撤销 {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "有效"
+        click.echo(f"{t.id}\t{t.prefix}…\t{t.name}\t{t.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("username")
+@click.argument("token_id", type=int)
+def token_revoke(username, token_id):
+    """Revoke one of a person's tokens (by the id `token list` shows); it stops working at once."""
+    from .auth import audit, revoke_token
+    from .models import Person
+
+    person = Person.get_or_none(Person.username == username)
+    if person is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    if not revoke_token(person, token_id):
+        raise click.ClickException(f"用户 {username} 没有编号为 {token_id} 的有效令牌")
+    audit(None, "token_revoked", username, token=token_id, via="cli")
+    click.echo(f"已撤销令牌 {token_id}")
+
+
 @main.group("grid")
 def grid():
     """Manage the grid tree."""

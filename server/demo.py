@@ -185,5 +185,6 @@ def print_logins(result: DemoResult, password: str) -> None:
     for username, token in sorted(result.tokens.items(), key=lambda kv: list(labels).index(kv[0])):
         label, role, code = labels[username]
         click.echo(f"  {username:<22} {label:<16} {role}@{code}\n  {'':<22} 令牌 {token}")
-    click.echo("\n其余账号按“角色缩写_网格编码”命名，"
+    click.echo("\n网页登录：启动服务后在浏览器打开 /login（如 http://127.0.0.1:5000/login）。")
+    click.echo("其余账号按“角色缩写_网格编码”命名，"
                "如 wgy_450902002001003（网格员）、sj_450903101002（社区书记）。")

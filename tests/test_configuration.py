@@ -102,3 +102,15 @@ def test_default_configuration_is_what_design_names(app):
     assert {r.key for r in Role.select().where(Role.is_admin)} == {"admin"}
     assert {d.name for d in Department.select()} >= {"公安", "司法", "卫健", "民政", "市场监管", "城管", "教育"}
     assert GridNode.select().count() == 0
+
+
+def test_tokens_are_listed_and_revoked_from_the_command_line(runner, client, people):
+    token = people.make("wgy", "grid_worker@G1")
+    listed = ok(run(runner, "token", "list", "wgy")).stdout.splitlines()
+    assert len(listed) == 1 and token[:10] in listed[0] and "有效" in listed[0] and token not in listed[0]
+    token_id = listed[0].split("\t")[0]
+    ok(run(runner, "token", "revoke", "wgy", token_id))
+    assert client.get("/api/v1/grids", headers=people.headers("wgy")).status_code == 401
+    assert "已撤销" in ok(run(runner, "token", "list", "wgy")).stdout
+    again = run(runner, "token", "revoke", "wgy", token_id)
+    assert again.exit_code == 1 and "没有编号为" in again.stderr
