@@ -164,3 +164,12 @@ def test_people_without_any_role_are_managed_by_the_root_administrator(admins, p
     assert city.get("/admin/people/loose").status_code == 200
     add_membership(person("loose"), "G1", "volunteer")
     assert admins.client("district").get("/admin/people/loose").status_code == 200
+
+
+def test_roles_held_elsewhere_are_counted_but_not_named(admins):
+    client = admins.client("district")
+    page = client.get("/admin/people/both").get_data(as_text=True)
+    assert "东一社区第二网格" in page and "西一社区" not in page
+    assert "另有 1 项职务在您的管理范围以外" in page
+    rows = client.get("/admin/people?q=both").get_data(as_text=True)
+    assert "东一社区第二网格" in rows and "西一社区" not in rows and "另有 1 项职务" in rows

@@ -71,9 +71,10 @@ def people_list():
     rows = list(query.order_by(Person.username).paginate(page, PAGE))
     roles = {}
     if rows:
-        for m in (Membership.select(Membership.person, Membership.role, GridNode.name)
+        for m in (Membership.select(Membership.person, Membership.role, GridNode.name, GridNode.path)
                   .join(GridNode, JOIN.INNER).where(Membership.person.in_([p.id for p in rows]))):
-            roles.setdefault(m.person_id, []).append((m.role, m.node.name))
+            shown = g.scope.is_admin_at(m.node.path)  # roles elsewhere are counted, not named
+            roles.setdefault(m.person_id, []).append((m.role, m.node.name) if shown else None)
     template = "admin/_people_rows.html" if request.headers.get("HX-Request") else "admin/people.html"
     return render_template(template, people=rows, q=q, node=node, page=page, total=total, page_size=PAGE,
                            roles=roles, role_names=grids.role_names()), {"Vary": "HX-Request"}
@@ -111,11 +112,13 @@ def person_new():
 
 
 def _person_page(person: Person, errors: dict | None = None, status: int = 200):
-    memberships = list(Membership.select(Membership, GridNode).join(GridNode)
-                       .where(Membership.person == person.id).order_by(GridNode.path))
-    manages = g.scope.can_administer_person([m.node.path for m in memberships])
+    every = list(Membership.select(Membership, GridNode).join(GridNode)
+                 .where(Membership.person == person.id).order_by(GridNode.path))
+    manages = g.scope.can_administer_person([m.node.path for m in every])
+    memberships = [m for m in every if g.scope.is_admin_at(m.node.path)]  # roles elsewhere: counted only
     tokens = person.tokens.where(ApiToken.revoked_at.is_null()).count()
     return render_template("admin/person.html", person=person, memberships=memberships, manages=manages,
+                           elsewhere=len(every) - len(memberships),
                            live_tokens=tokens, errors=errors or {}, levels=grids.level_names(),
                            form=request.form, **_grant_options()), status
 
