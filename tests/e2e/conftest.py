@@ -10,16 +10,24 @@ import pytest
 from werkzeug.serving import make_server
 
 from server import create_app
+from server.auth import add_membership, create_person
 from server.db import bind, database, migrate_schema, open_database, sqlite_url
-from server.grids import seed_configuration
+from server.grids import create_node, seed_configuration
 
-from ..conftest import need
+from ..conftest import TREE, _password_hash, need
 
 CHROMIUM = os.environ.get("GRIDFLOW_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
+PASSWORD = "secret-pass"
+# username: (name, phone, grants "role@code" or "role:department@code")
+STAFF = {
+    "shi_admin": ("市管理员", None, ["admin@C1"]),
+    "qu_admin": ("甲区管理员", None, ["admin@D1"]),
+    "wgy": ("王网格", "13800138000", ["grid_worker@G1"]),
+}
 
 
 @pytest.fixture
@@ -43,6 +51,23 @@ def live_server(live_app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def staff(live_app) -> dict:
+    """The test tree (C1 down to G1–G3) and STAFF on the live server's database; returns nodes by code."""
+    nodes = {}
+    with database.atomic():
+        for code, name, level, parent in TREE:
+            nodes[code] = create_node(code, name, level, nodes.get(parent))
+        for username, (name, phone, grants) in STAFF.items():
+            person = create_person(username, PASSWORD, name=name, phone=phone, password_hash=_password_hash())
+            for grant in grants:
+                role, _, code = grant.partition("@")
+                role, _, department = role.partition(":")
+                add_membership(person, code, role, department or None)
+    database.close()
+    return nodes
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +101,19 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, base_url: str, login: str, password: str = PASSWORD) -> None:
+    """Sign in through the login form and wait until the home page greets the person."""
+    from playwright.sync_api import expect
+
+    page.goto(base_url + "/login")
+    page.get_by_label("用户名或手机号").fill(login)
+    page.get_by_label("密码", exact=True).fill(password)
+    page.get_by_role("button", name="登录", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("您好", timeout=10_000)
+
+
+def scroll_width(page) -> int:
+    """How wide the page is, in CSS pixels: more than the viewport means it scrolls sideways."""
+    return page.evaluate("document.documentElement.scrollWidth")

@@ -71,13 +71,15 @@ def people_list():
     rows = list(query.order_by(Person.username).paginate(page, PAGE))
     roles = {}
     if rows:
-        for m in (Membership.select(Membership.person, Membership.role, GridNode.name, GridNode.path)
+        for m in (Membership.select(Membership.person, Membership.role, Membership.department, GridNode.name,
+                                    GridNode.path)
                   .join(GridNode, JOIN.INNER).where(Membership.person.in_([p.id for p in rows]))):
             shown = g.scope.is_admin_at(m.node.path)  # roles elsewhere are counted, not named
-            roles.setdefault(m.person_id, []).append((m.role, m.node.name) if shown else None)
+            roles.setdefault(m.person_id, []).append((m.role, m.department, m.node.name) if shown else None)
     template = "admin/_people_rows.html" if request.headers.get("HX-Request") else "admin/people.html"
-    return render_template(template, people=rows, q=q, node=node, page=page, total=total, page_size=PAGE,
-                           roles=roles, role_names=grids.role_names()), {"Vary": "HX-Request"}
+    page_html = render_template(template, people=rows, q=q, node=node, page=page, total=total, page_size=PAGE,
+                                roles=roles, role_names=grids.role_names(), departments=grids.department_names())
+    return page_html, {"Vary": "HX-Request"}
 
 
 def _grant_options():
