@@ -17,7 +17,7 @@ from .db import database, first, insert_row
 from .definitions.versions import compiled, sensitive_for
 from .errors import Refusal
 from .grids import ancestor_codes, in_subtree
-from .masking import has_sensitive_values, mask_data, mask_patch, restore_masked
+from .masking import has_sensitive_values, mask_data, mask_patch, restore_masked, without_sensitive
 from .models import Event, FormVersion, GridNode, Person, Submission, utcnow
 from .scope import Scope
 from .validation import FieldError
@@ -33,10 +33,14 @@ def request_hash(form: str, grid: str, data) -> str:
 STALE = "这份记录已被他人修改，请刷新后在最新版本上修改"
 
 
-def search_text(data) -> str:
-    """Collect the values (not the field names) of a case's data, one per line, for text search."""
+def search_text(data, sensitive=()) -> str:
+    """Collect the values (not the field names) of a case's data, one per line, for text search.
+
+    Sensitive values are left out: a search must not confirm an ID or phone number that the
+    searcher is shown masked.
+    """
     values: list[str] = []
-    stack = [data]
+    stack = [without_sensitive(data, sensitive)]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
@@ -79,7 +83,8 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
     fields = dict(
         id=sid, form=version.form.key, version=version.version, form_version=version, grid=node,
         grid_code=node.code, grid_path=node.path, status="submitted", current_nodes=[],
-        data=result.data, search_text=search_text(result.data), request_hash=fingerprint, revision=1,
+        data=result.data, search_text=search_text(result.data, sensitive_for(version.id)),
+        request_hash=fingerprint, revision=1,
         created_by=person, created_at=now, updated_at=now,
     )
     try:
@@ -123,7 +128,8 @@ def edit(person: Person, case: Submission, data, revision, revealed: bool = True
         return case  # nothing changed: no new revision, no event
     now = utcnow()
     with database.atomic():
-        changed = (Submission.update(data=result.data, search_text=search_text(result.data),
+        changed = (Submission.update(data=result.data,
+                                     search_text=search_text(result.data, sensitive_for(case.form_version_id)),
                                      revision=Submission.revision + 1, updated_at=now)
                    .where((Submission.id == case.id) & (Submission.revision == revision))
                    .execute())

@@ -49,16 +49,16 @@ def mask_value(value: Any, fmt: str | None = None) -> Any:
     return MASK
 
 
-def _mask_at(data: Any, path: tuple[str, ...], fmt: str | None) -> Any:
+def _mask_at(data: Any, path: tuple[str, ...], fmt: str | None, change=mask_value) -> Any:
     """Mask the values found at a path inside data (changed in place where possible)."""
     if not path:
-        return mask_value(data, fmt)
+        return change(data, fmt)
     head, rest = path[0], path[1:]
     if head == "*" and isinstance(data, list):
         for i, item in enumerate(data):
-            data[i] = _mask_at(item, rest, fmt)
+            data[i] = _mask_at(item, rest, fmt, change)
     elif isinstance(data, dict) and head in data:
-        data[head] = _mask_at(data[head], rest, fmt)
+        data[head] = _mask_at(data[head], rest, fmt, change)
     return data
 
 
@@ -70,6 +70,16 @@ def mask_data(data: Any, paths: Paths) -> Any:
     for path, fmt in paths:
         masked = _mask_at(masked, path, fmt)
     return masked
+
+
+def without_sensitive(data: Any, paths: Paths) -> Any:
+    """Return a copy of data with the sensitive values removed (what text search may index)."""
+    if not paths:
+        return data
+    stripped = copy.deepcopy(data)
+    for path, fmt in paths:
+        stripped = _mask_at(stripped, path, fmt, lambda value, fmt: None)
+    return stripped
 
 
 def _matches(pointer_parts: list[str], path: tuple[str, ...]) -> tuple[str, ...] | None:

@@ -107,3 +107,24 @@ def test_every_shipped_sensitive_field_is_found(path):
     doc = json.loads(path.read_text(encoding="utf-8"))
     text = json.dumps(doc["schema"], ensure_ascii=False)
     assert len(sensitive_paths(doc["schema"])) == text.count('"x-sensitive": true')
+
+
+def test_search_never_indexes_sensitive_values(client, people, visit_form):
+    people.make("wgy", "grid_worker@G1")
+    data = {"household": "张三丰", "visit_date": "2026-11-20", "has_issue": False, "phone": "13812345678",
+            "members": [{"name": "张小宝", "id_card": "45090219800118123X"}]}
+    response = client.post("/api/v1/forms/test_visit/submissions", json={"grid": "G1", "data": data},
+                           headers=people.headers("wgy"))
+    assert response.status_code == 201
+    sid = response.get_json()["id"]
+
+    def found(q: str) -> list[str]:
+        items = client.get(f"/api/v1/submissions?q={q}", headers=people.headers("wgy")).get_json()["items"]
+        return [i["id"] for i in items]
+
+    assert found("张小宝") == [sid] and found("张三丰") == [sid]
+    assert found("13812345678") == found("5678") == found("45090219800118123X") == []
+    edited = client.put(f"/api/v1/submissions/{sid}", json={"revision": 1, "data": {**data, "phone": "13900001111"}},
+                        headers=people.headers("wgy"))
+    assert edited.status_code == 200
+    assert found("13900001111") == found("1111") == []

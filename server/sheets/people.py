@@ -173,7 +173,7 @@ def import_people(content: bytes, actor: Person, scope) -> ImportResult:
         if phone:
             row = next(i["row"] for i in items if i["phone"])
             if phone_owner.get(phone, username) != username:
-                fail(row, f"手机号 {phone} 已被账号 {phone_owner[phone]} 使用")
+                fail(row, f"手机号 {phone} 已被其他账号使用")  # never name an account the admin may not see
             elif phone_rows.setdefault(phone, (username, row))[0] != username:
                 fail(row, f"手机号 {phone} 与第 {phone_rows[phone][1]} 行账号 {phone_rows[phone][0]} 的重复")
         changes = person is not None and ((name and name != person.name) or (phone and phone != person.phone))
