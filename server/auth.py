@@ -226,18 +226,26 @@ def change_password(person: Person, current: str, new: str) -> None:
 
 
 def reset_password(actor: Person, person: Person, new: str) -> None:
-    """Set somebody's password as an administrator; their sessions end at once."""
+    """Set somebody's password as an administrator; their sessions end and their API tokens are revoked."""
     problem = password_problem(new, person.username)
     if problem:
         raise GridError(problem)
     Person.update(password_hash=hash_password(new), session_epoch=Person.session_epoch + 1).where(
         Person.id == person.id).execute()
-    audit(actor, "password_reset", person.username)
+    revoked = _revoke_all(person)
+    audit(actor, "password_reset", person.username, tokens_revoked=revoked)
+
+
+def _revoke_all(person: Person) -> int:
+    """Revoke every live token of a person (a reset or a deactivation may follow a leak)."""
+    return ApiToken.update(revoked_at=utcnow()).where(
+        (ApiToken.person == person.id) & ApiToken.revoked_at.is_null()).execute()
 
 
 def set_active(actor: Person, person: Person, active: bool) -> None:
-    """Deactivate (or reactivate) a person; a deactivated person's sessions and tokens stop at once."""
+    """Deactivate (or reactivate) a person; a deactivated person's sessions end and tokens are revoked."""
     if actor.id == person.id and not active:
         raise GridError("不能停用自己的账号")
     Person.update(active=active, session_epoch=Person.session_epoch + 1).where(Person.id == person.id).execute()
-    audit(actor, "person_activated" if active else "person_deactivated", person.username)
+    revoked = 0 if active else _revoke_all(person)  # reactivation never revives old tokens
+    audit(actor, "person_activated" if active else "person_deactivated", person.username, tokens_revoked=revoked)

@@ -17,7 +17,14 @@ from .db import database, first, insert_row
 from .definitions.versions import compiled, sensitive_for
 from .errors import Refusal
 from .grids import ancestor_codes, in_subtree
-from .masking import has_sensitive_values, mask_data, mask_patch, restore_masked, without_sensitive
+from .masking import (
+    MaskedValueError,
+    has_sensitive_values,
+    mask_data,
+    mask_patch,
+    restore_masked,
+    without_sensitive,
+)
 from .models import Event, FormVersion, GridNode, Person, Submission, utcnow
 from .scope import Scope
 from .validation import FieldError
@@ -120,7 +127,12 @@ def edit(person: Person, case: Submission, data, revision, revealed: bool = True
     if revision != case.revision:
         raise Refusal(409, "stale", STALE)
     if not revealed:
-        data = restore_masked(data, case.data, sensitive_for(case.form_version_id))
+        try:
+            data = restore_masked(data, case.data, sensitive_for(case.form_version_id))
+        except MaskedValueError as exc:
+            message = ("被遮盖的敏感信息对不上原来的值（同一行里其他内容也改了，或是新加的行）。"
+                       "请只改没有敏感信息的内容，或请有权查看敏感信息的人员修改")
+            raise Refusal(422, "masked_value", message, [FieldError(str(exc), message)]) from None
     result = compiled(case.form_version).validate(data)
     if not result.ok:
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)

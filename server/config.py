@@ -69,6 +69,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "GRIDFLOW_PROXIES", "PROXIES", 0,
+        "Number of reverse proxies in front of gridflow whose X-Forwarded-For/-Proto headers are trusted "
+        "(0: none, the peer address is the client). Sign-in throttling per address needs the real client.",
+        int,
+    ),
+    Setting(
         "GRIDFLOW_SESSION_HOURS", "SESSION_HOURS", 12,
         "Hours a web sign-in lasts without activity before the person must sign in again.", int,
     ),

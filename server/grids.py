@@ -44,15 +44,20 @@ DEFAULT_DEPARTMENTS = (
 
 
 def seed_configuration() -> None:
-    """Create the default levels, roles and departments where they do not exist yet."""
-    for key, name, depth in DEFAULT_LEVELS:
-        if not Level.select().where((Level.key == key) | (Level.depth == depth)).exists():
+    """Create the default levels, roles and departments in a new database.
+
+    Each table is filled only while it is empty: once configured (a township's own levels,
+    say), running `init-db` again never brings back a default that was removed.
+    """
+    if not Level.select().exists():
+        for key, name, depth in DEFAULT_LEVELS:
             Level.create(key=key, name=name, depth=depth)
-    for key, name, is_admin, sees_sensitive in DEFAULT_ROLES:
-        Role.get_or_create(key=key, defaults={"name": name, "is_admin": is_admin,
-                                              "sees_sensitive": sees_sensitive})
-    for key, name in DEFAULT_DEPARTMENTS:
-        Department.get_or_create(key=key, defaults={"name": name})
+    if not Role.select().exists():
+        for key, name, is_admin, sees_sensitive in DEFAULT_ROLES:
+            Role.create(key=key, name=name, is_admin=is_admin, sees_sensitive=sees_sensitive)
+    if not Department.select().exists():
+        for key, name in DEFAULT_DEPARTMENTS:
+            Department.create(key=key, name=name)
 
 
 def level_keys() -> list[str]:

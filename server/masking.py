@@ -117,23 +117,81 @@ def has_sensitive_values(data: Any, paths: Paths) -> bool:
     return any(mask_data(data, ((path, fmt),)) != data for path, fmt in paths)
 
 
-def _restore_at(new: Any, old: Any, path: tuple[str, ...], fmt: str | None) -> Any:
-    if not path:
-        return old if new is not None and new == mask_value(old, fmt) else new
-    head, rest = path[0], path[1:]
-    if head == "*" and isinstance(new, list) and isinstance(old, list):
-        for i in range(min(len(new), len(old))):
-            new[i] = _restore_at(new[i], old[i], rest, fmt)
-    elif isinstance(new, dict) and isinstance(old, dict) and head in new and head in old:
-        new[head] = _restore_at(new[head], old[head], rest, fmt)
+class MaskedValueError(ValueError):
+    """An edit sent a masked value that cannot be traced back to the value it hides."""
+
+    def __init__(self, path: tuple):
+        super().__init__("/" + "/".join(str(p) for p in path))
+        self.path = path
+
+
+def looks_masked(value: Any, fmt: str | None) -> bool:
+    """Tell whether a value is what masking shows instead of a real value."""
+    return value == MASK or (isinstance(value, str) and "*" in value and fmt in ("cn-id-card", "cn-mobile"))
+
+
+_ABSENT = object()
+
+
+def _get(data: Any, path: tuple) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return _ABSENT
+        data = data[part]
+    return data
+
+
+def _set(data: dict, path: tuple, value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value
+
+
+def _restore(new: Any, old: Any, paths: Paths, at: tuple) -> Any:
+    """Put stored values back where `new` holds their masks; `old` is _ABSENT for a new row."""
+    rows: dict[tuple, list] = {}
+    for path, fmt in paths:
+        if "*" in path:
+            cut = path.index("*")
+            rows.setdefault(path[:cut], []).append((path[cut + 1:], fmt))
+            continue
+        value = _get(new, path)
+        if value is _ABSENT:
+            continue
+        before = _get(old, path) if old is not _ABSENT else _ABSENT
+        if before is not _ABSENT and value == mask_value(before, fmt):
+            if path:
+                _set(new, path, copy.deepcopy(before))
+            else:
+                new = copy.deepcopy(before)
+        elif looks_masked(value, fmt):
+            raise MaskedValueError(at + path)
+    for prefix, inner in rows.items():
+        items = _get(new, prefix)
+        if not isinstance(items, list):
+            continue
+        stored = _get(old, prefix) if old is not _ABSENT else _ABSENT
+        stored = stored if isinstance(stored, list) else []
+        used: set[int] = set()
+        for i, item in enumerate(items):
+            # A row is the stored row it shows unchanged (rows may have moved, been added or removed).
+            match = next((j for j, row in enumerate(stored)
+                          if j not in used and mask_data(row, tuple(inner)) == item), None)
+            if match is not None:
+                used.add(match)
+                items[i] = copy.deepcopy(stored[match])
+            else:
+                items[i] = _restore(item, _ABSENT, tuple(inner), at + prefix + (i,))
     return new
 
 
 def restore_masked(new: Any, old: Any, paths: Paths) -> Any:
-    """Put back stored values where an edit sent a sensitive field still masked (unchanged)."""
+    """Put back stored values where an edit sent a sensitive field still masked (unchanged).
+
+    A repeat row counts as unchanged when it equals a stored row as masked, wherever it now
+    stands. A masked value that matches no stored value (say, in a row also edited) cannot be
+    restored and raises MaskedValueError: storing the mask would destroy the real value.
+    """
     if not paths:
         return new
-    restored = copy.deepcopy(new)
-    for path, fmt in paths:
-        restored = _restore_at(restored, old, path, fmt)
-    return restored
+    return _restore(copy.deepcopy(new), old, paths, ())

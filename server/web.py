@@ -29,7 +29,14 @@ def init_app(app) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "zh_CN")
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
+    # Before CSRF reads the form: workbook uploads may be larger than API bodies.
+    app.before_request(_upload_limits)
     csrf.init_app(app)
+    if app.config.get("PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = app.config["PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     babel.init_app(app, locale_selector=lambda: "zh_CN")
     app.before_request(load_session)
     app.jinja_env.filters["localtime"] = localtime
@@ -40,6 +47,16 @@ def init_app(app) -> None:
 
         app.logger.info("CSRF refused on %s: %s", request.path, exc.description)
         return error_page(400, "页面已过期或来源不明，请刷新页面后重试")
+
+
+# Endpoints that accept larger bodies than MAX_CONTENT_LENGTH, in bytes.
+UPLOAD_LIMITS = {"admin.import_upload": 20_000_000}
+
+
+def _upload_limits() -> None:
+    limit = UPLOAD_LIMITS.get(request.endpoint or "")
+    if limit:
+        request.max_content_length = limit
 
 
 def localtime(value) -> str:

@@ -63,8 +63,11 @@ def _drop_database(name: str) -> None:
 
 
 def _truncate_postgres() -> None:
+    from server.definitions.versions import forget_versions
+
     tables = ", ".join(f'"{m._meta.table_name}"' for m in MODELS)
     database.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    forget_versions()  # ids start again at 1: what the process remembers by id is stale
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

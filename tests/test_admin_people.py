@@ -47,9 +47,9 @@ def test_the_list_of_one_node(admins):
 
 def test_create_a_person_who_can_then_sign_in(admins):
     client = admins.client("district")
-    response = admins.post(client, "/admin/people/new", {
+    response = admins.post(client, "/admin/new-person", {
         "username": "wgy9", "name": "李四", "phone": "13900139000", "password": "first-pass-1",
-        "role": "grid_worker", "grid": "g2"}, page="/admin/people/new")
+        "role": "grid_worker", "grid": "g2"}, page="/admin/new-person")
     assert response.status_code == 302
     assert grants("wgy9") == {("grid_worker", "G2", None)}
     assert person("wgy9").phone == "13900139000"
@@ -73,7 +73,7 @@ def test_a_bad_new_person_is_refused_and_nothing_is_created(admins, change, mess
     form = {"username": "wgy9", "name": "李四", "phone": "", "password": "first-pass-1", "role": "grid_worker",
             "grid": "G2", **change}
     before = (Person.select().count(), Membership.select().count())
-    response = admins.post(admins.client("district"), "/admin/people/new", form, page="/admin/people/new")
+    response = admins.post(admins.client("district"), "/admin/new-person", form, page="/admin/new-person")
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert message in page
@@ -82,9 +82,9 @@ def test_a_bad_new_person_is_refused_and_nothing_is_created(admins, change, mess
 
 
 def test_department_staff_are_created_with_their_department(admins):
-    response = admins.post(admins.client("district"), "/admin/people/new", {
+    response = admins.post(admins.client("district"), "/admin/new-person", {
         "username": "mz1", "name": "民政干部", "password": "first-pass-1", "role": "department_staff",
-        "department": "civil_affairs", "grid": "D1"}, page="/admin/people/new")
+        "department": "civil_affairs", "grid": "D1"}, page="/admin/new-person")
     assert response.status_code == 302
     assert grants("mz1") == {("department_staff", "D1", "civil_affairs")}
 
@@ -173,3 +173,28 @@ def test_roles_held_elsewhere_are_counted_but_not_named(admins):
     assert "另有 1 项职务在您的管理范围以外" in page
     rows = client.get("/admin/people?q=both").get_data(as_text=True)
     assert "东一社区第二网格" in rows and "西一社区" not in rows and "另有 1 项职务" in rows
+
+
+def test_a_workbook_larger_than_an_api_body_may_be_uploaded(admins):
+    import io
+    import os
+
+    from werkzeug.datastructures import FileStorage
+    from werkzeug.test import encode_multipart
+
+    from .conftest import csrf_token
+
+    client = admins.client("district")
+    token = csrf_token(client, "/admin/import")
+
+    def upload(content: bytes):
+        # Encoded in memory: the test client would spool a large body to a file nobody closes.
+        boundary, body = encode_multipart({"csrf_token": token,
+                                           "file": FileStorage(io.BytesIO(content), "people.xlsx")})
+        return client.post("/admin/import/people", data=body,
+                           content_type=f"multipart/form-data; boundary={boundary}")
+
+    response = upload(os.urandom(3_000_000))  # over MAX_CONTENT_LENGTH, under the upload limit
+    assert response.status_code == 422
+    assert "无法打开文件" in response.get_data(as_text=True)
+    assert upload(b"0" * 21_000_000).status_code == 413

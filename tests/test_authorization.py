@@ -424,14 +424,14 @@ WEB_MATRIX = [
     ("GET", "/admin/people?grid=G1", None, 403, 200),
     ("GET", "/admin/people?grid=G3", None, 403, 404),
     ("GET", "/admin/people?grid=C1", None, 403, 404),
-    ("GET", "/admin/people/new", None, 403, 200),
+    ("GET", "/admin/new-person", None, 403, 200),
     ("GET", f"/admin/people/{AUTHOR}", None, 403, 200),
     ("GET", f"/admin/people/{OUTSIDER}", None, 403, 404),
     ("GET", f"/admin/people/{CITY_ADMIN}", None, 403, 404),
     # refused to the administrator too: a target outside D1 named from inside
     ("POST", "/admin/grids/G2/move", {"parent": "M2"}, 403, 422),
     ("POST", "/admin/grids/G1/cases/move", {"target": "G3"}, 403, 422),
-    ("POST", "/admin/people/new", {**NEW_PERSON, "grid": "G3"}, 403, 422),
+    ("POST", "/admin/new-person", {**NEW_PERSON, "grid": "G3"}, 403, 422),
     ("POST", "/admin/people/volunteer/memberships", {"grid": "G3", "role": "volunteer"}, 403, 422),
     ("POST", "/admin/people/volunteer/edit", {"name": "志愿者", "phone": OUTSIDER_PHONE}, 403, 422),
     # actions on something outside D1: as if it did not exist
@@ -452,7 +452,7 @@ WEB_MATRIX = [
     # actions inside D1: refused to everybody but the administrator
     ("POST", "/admin/grids/G1/edit", {"name": "东一社区第一网格"}, 403, 302),
     ("POST", "/admin/grids/G2/children", {"code": "G2X", "name": "新网格", "level": "micro"}, 403, 302),
-    ("POST", "/admin/people/new", {**NEW_PERSON, "grid": "G2"}, 403, 302),
+    ("POST", "/admin/new-person", {**NEW_PERSON, "grid": "G2"}, 403, 302),
     ("POST", "/admin/people/volunteer/memberships", {"grid": "G2", "role": "volunteer"}, 403, 302),
     ("POST", "/admin/people/volunteer/edit", {"name": "志愿者", "phone": ""}, 403, 302),
     ("POST", "/admin/people/volunteer/password", {"password": "Another-pass-2026"}, 403, 302),

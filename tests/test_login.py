@@ -10,6 +10,8 @@ import pytest
 from server.auth import FREE_FAILURES_PER_ACCOUNT, FREE_FAILURES_PER_ADDRESS
 from server.models import ApiToken, AuditEntry, LoginFailure, Person
 
+from .conftest import Web
+
 
 @pytest.fixture
 def worker(people):
@@ -239,3 +241,31 @@ def test_nobody_revokes_another_persons_token(web, worker, people):
     assert response.status_code == 302
     assert ApiToken.get_by_id(victim.id).revoked_at is None
     assert web.app.test_client().get("/api/v1/grids", headers=people.headers("other")).status_code == 200
+
+
+def test_behind_a_trusted_proxy_failures_count_per_real_client(db_url, tmp_path, people):
+    from server import create_app
+
+    people.make("other", "grid_worker@G2")
+    app = create_app({"TESTING": True, "DATABASE_URL": db_url, "SECRET_KEY": "t", "PROXIES": 1,
+                      "INSTANCE_PATH": str(tmp_path / "proxied")})
+    web = Web(app)
+    for i in range(FREE_FAILURES_PER_ADDRESS):
+        client = app.test_client()
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.5"
+        web.login(client, f"guess{i}", "wrong-pass")
+    assert LoginFailure.select().where(LoginFailure.address == "203.0.113.5").count() == FREE_FAILURES_PER_ADDRESS
+    blocked, other = app.test_client(), app.test_client()
+    blocked.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.5"
+    other.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.6"
+    assert web.login(blocked, "other").status_code == 429
+    assert web.login(other, "other").status_code == 302
+
+
+def test_deactivation_revokes_tokens_for_good(web, worker, people):
+    people.make("boss", "admin@C1")
+    admin = web.client("boss")
+    web.post(admin, "/admin/people/wgy/active", {"active": "0"}, page="/admin/people/wgy")
+    web.post(admin, "/admin/people/wgy/active", {"active": "1"}, page="/admin/people/wgy")
+    assert web.app.test_client().get("/api/v1/grids", headers=people.headers("wgy")).status_code == 401
+    assert ApiToken.select().where(ApiToken.revoked_at.is_null()).count() == 1  # boss's own

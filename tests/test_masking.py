@@ -128,3 +128,37 @@ def test_search_never_indexes_sensitive_values(client, people, visit_form):
                         headers=people.headers("wgy"))
     assert edited.status_code == 200
     assert found("13900001111") == found("1111") == []
+
+
+def test_rows_are_matched_by_content_not_position():
+    paths = sensitive_paths(SCHEMA)
+    stored = {**DATA, "members": [{"name": "王一", "id_card": "450902200501011234"},
+                                  {"name": "王二", "id_card": "450902200701015678"}]}
+    sent = mask_data(stored, paths)
+    del sent["members"][0]  # the first member moved out; the second is now first
+    assert restore_masked(sent, stored, paths)["members"] == [{"name": "王二", "id_card": "450902200701015678"}]
+
+
+@pytest.mark.parametrize("change", [
+    lambda sent: sent["members"][0].update(name="王一一"),              # a masked row also edited
+    lambda sent: sent["members"].append({"name": "新", "id_card": "4509**********1234"}),  # a new row with a mask
+    lambda sent: sent.update(phone="139****0000"),                     # a mask of nothing stored
+])
+def test_a_mask_that_matches_no_stored_value_is_refused(change):
+    from server.masking import MaskedValueError
+
+    paths = sensitive_paths(SCHEMA)
+    sent = mask_data(DATA, paths)
+    change(sent)
+    with pytest.raises(MaskedValueError):
+        restore_masked(sent, DATA, paths)
+
+
+def test_a_new_real_value_replaces_a_masked_one():
+    paths = sensitive_paths(SCHEMA)
+    sent = mask_data(DATA, paths)
+    sent["phone"] = "13911112222"
+    sent["members"].append({"name": "王三", "id_card": "450902201001011234"})
+    restored = restore_masked(sent, DATA, paths)
+    assert restored["phone"] == "13911112222" and restored["members"][2]["id_card"] == "450902201001011234"
+    assert restored["members"][0]["id_card"] == "450902200501011234"

@@ -137,6 +137,12 @@ def sensitive_for(form_version_id: int) -> tuple:
     return _sensitive[ident]
 
 
+def forget_versions() -> None:
+    """Drop the per-process caches of versions, for a database emptied and refilled (tests, restores)."""
+    _versions.clear()
+    _sensitive.clear()
+
+
 def compiled(version: FormVersion) -> CompiledForm:
     """Return the compiled validator of a form version (compiled once per process)."""
     definition = version.definition

@@ -86,7 +86,7 @@ def _grant_options():
     return {"roles": grids.role_names(), "departments": grids.department_names()}
 
 
-@bp.route("/people/new", methods=["GET", "POST"])
+@bp.route("/new-person", methods=["GET", "POST"])  # not /people/new: "new" may be somebody's username
 @admin_required
 def person_new():
     """Create a person with a first role."""

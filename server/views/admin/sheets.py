@@ -12,7 +12,6 @@ from ...web import admin_required
 from . import bp
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-IMPORT_MAX_BYTES = 20_000_000
 KINDS = {"grids": ("网格", "tree_template", "export_tree", "import_tree"),
          "people": ("人员", "people_template", "export_people", "import_people")}
 
@@ -59,12 +58,13 @@ def export_download(kind: str):
 def import_upload(kind: str):
     """Import an uploaded workbook: everything, or nothing with a per-row error report."""
     label, _, _, run = _kind(kind)
-    request.max_content_length = IMPORT_MAX_BYTES  # workbooks are larger than API bodies
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         result = sheets.ImportResult(errors=[sheets.RowError(label, 0, "请选择要导入的 .xlsx 文件")])
     else:
-        result = run(upload.read(), g.person, g.scope)
+        with upload.stream:  # a large upload is spooled to a temporary file: close it now
+            content = upload.read()
+        result = run(content, g.person, g.scope)
     status = 200 if result.ok else 422
     errors_json = json.dumps([e.__dict__ for e in result.errors], ensure_ascii=False)
     return render_template("admin/import.html", result=result, kind=kind, label=label,
