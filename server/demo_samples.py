@@ -53,7 +53,7 @@ SAMPLES: list[tuple[str, str, str, dict]] = [
         "contact_card_given": True,
         "summary": "老人身体尚可，已登记送餐需求，转社区居家养老服务站。",
     }),
-    ("door_knock_visit", "wgy", "450902001001002", {
+    ("door_knock_visit", "wgy_450902001001002", "450902001001002", {
         "visited_at": "2026-11-19T15:10:00+08:00",
         "met_resident": True,
         "head_name": "陈志强",
