@@ -33,6 +33,28 @@ def main():
     """gridflow：党建引领网格化治理的表单与流程服务。"""
 
 
+def _change(change):
+    """Run a change in a transaction, turning a refusal (GridError) into a clean error; return its result."""
+    from .db import database
+    from .grids import GridError
+
+    try:
+        with database.atomic():
+            return change()
+    except GridError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _person(username: str):
+    """Return the person with this username, or stop with a clean error."""
+    from .models import Person
+
+    person = Person.get_or_none(Person.username == username)
+    if person is None:
+        raise click.ClickException(f"用户 {username} 不存在")
+    return person
+
+
 @main.command("init-db")
 def init_db():
     """Create or upgrade the database schema and the default levels and roles."""
@@ -130,8 +152,6 @@ def user():
 def user_create(username, password, name, phone, roles):
     """Create a person with roles at grid nodes (how the first administrator is made)."""
     from .auth import add_membership, create_person, password_problem
-    from .db import database
-    from .grids import GridError
 
     problem = password_problem(password, username)
     if problem:
@@ -143,13 +163,12 @@ def user_create(username, password, name, phone, roles):
             raise click.BadParameter(f"{spec}：应写作 角色@网格编码，如 admin@450900", param_hint="--role")
         role, _, department = role.partition(":")
         grants.append((role, code, department or None))
-    try:
-        with database.atomic():
-            person = create_person(username, password, name=name, phone=phone)
-            for role, code, department in grants:
-                add_membership(person, code, role, department)
-    except GridError as exc:
-        raise click.ClickException(str(exc)) from None
+    def create():
+        person = create_person(username, password, name=name, phone=phone)
+        for role, code, department in grants:
+            add_membership(person, code, role, department)
+
+    _change(create)
     click.echo(f"已创建用户 {username}" + (f"，角色：{'、'.join(roles)}" if roles else ""))
 
 
@@ -164,11 +183,8 @@ def token():
 def token_create(username, name):
     """Create an API token for a person and print it alone (it is shown only once)."""
     from .auth import create_token
-    from .models import Person
 
-    person = Person.get_or_none(Person.username == username)
-    if person is None:
-        raise click.ClickException(f"用户 {username} 不存在")
+    person = _person(username)
     if not person.active:
         raise click.ClickException(f"用户 {username} 已停用")
     click.echo(create_token(person, name))
@@ -178,11 +194,9 @@ def token_create(username, name):
 @click.argument("username")
 def token_list(username):
     """List a person's tokens: id, first characters, label, created, revoked."""
-    from .models import ApiToken, Person
+    from .models import ApiToken
 
-    person = Person.get_or_none(Person.username == username)
-    if person is None:
-        raise click.ClickException(f"用户 {username} 不存在")
+    person = _person(username)
     for t in ApiToken.select().where(ApiToken.person == person.id).order_by(ApiToken.id):
         state = f"已撤销 {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "有效"
         click.echo(f"{t.id}\t{t.prefix}…\t{t.name}\t{t.created_at:%Y-%m-%d %H:%M}\t{state}")
@@ -194,11 +208,8 @@ def token_list(username):
 def token_revoke(username, token_id):
     """Revoke one of a person's tokens (by the id `token list` shows); it stops working at once."""
     from .auth import audit, revoke_token
-    from .models import Person
 
-    person = Person.get_or_none(Person.username == username)
-    if person is None:
-        raise click.ClickException(f"用户 {username} 不存在")
+    person = _person(username)
     if not revoke_token(person, token_id):
         raise click.ClickException(f"用户 {username} 没有编号为 {token_id} 的有效令牌")
     audit(None, "token_revoked", username, token=token_id, via="cli")
@@ -217,32 +228,16 @@ def grid():
 @click.option("--parent", default=None, help="Code of the parent node (omit for a root).")
 def grid_add(code, name, level, parent):
     """Add a grid node (the root of a real install, or a node under a parent)."""
-    from .db import database
     from .grids import GridError, create_node, node_by_code
 
-    try:
-        with database.atomic():
-            above = None
-            if parent:
-                above = node_by_code(parent)
-                if above is None:
-                    raise GridError(f"上级网格 {parent} 不存在")
-            node = create_node(code, name, level, above)
-    except GridError as exc:
-        raise click.ClickException(str(exc)) from None
+    def add():
+        above = node_by_code(parent) if parent else None
+        if parent and above is None:
+            raise GridError(f"上级网格 {parent} 不存在")
+        return create_node(code, name, level, above)
+
+    node = _change(add)
     click.echo(f"已添加网格 {node.name}（{node.code}，{level}）")
-
-
-def _configure(change) -> None:
-    """Run a configuration change in a transaction, turning refusals into a clean error."""
-    from .db import database
-    from .grids import GridError
-
-    try:
-        with database.atomic():
-            change()
-    except GridError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @main.group("level")
@@ -267,7 +262,7 @@ def level_set(key, name, depth):
     """Add a level, or rename it (its depth changes only while no node uses it)."""
     from .grids import set_level
 
-    _configure(lambda: set_level(key, name, depth))
+    _change(lambda: set_level(key, name, depth))
     click.echo(f"层级 {key}：{name}")
 
 
@@ -277,7 +272,7 @@ def level_remove(key):
     """Remove a level that no node uses."""
     from .grids import remove_level
 
-    _configure(lambda: remove_level(key))
+    _change(lambda: remove_level(key))
     click.echo(f"已删除层级 {key}")
 
 
@@ -305,7 +300,7 @@ def role_set(key, name, admin, sensitive):
     """Add a role or change its name and what it allows."""
     from .grids import set_role
 
-    _configure(lambda: set_role(key, name, admin, sensitive))
+    _change(lambda: set_role(key, name, admin, sensitive))
     click.echo(f"角色 {key}：{name}")
 
 
@@ -330,5 +325,5 @@ def department_set(key, name):
     """Add a department or rename it."""
     from .grids import set_department
 
-    _configure(lambda: set_department(key, name))
+    _change(lambda: set_department(key, name))
     click.echo(f"部门 {key}：{name}")

@@ -62,38 +62,35 @@ def _mask_at(data: Any, path: tuple[str, ...], fmt: str | None, change=mask_valu
     return data
 
 
-def mask_data(data: Any, paths: Paths) -> Any:
-    """Return a copy of a case's data with its sensitive fields masked."""
+def _change_all(data: Any, paths: Paths, change) -> Any:
+    """Return a copy of data with `change(value, format)` applied to every sensitive value."""
     if not paths:
         return data
-    masked = copy.deepcopy(data)
+    changed = copy.deepcopy(data)
     for path, fmt in paths:
-        masked = _mask_at(masked, path, fmt)
-    return masked
+        changed = _mask_at(changed, path, fmt, change)
+    return changed
+
+
+def mask_data(data: Any, paths: Paths) -> Any:
+    """Return a copy of a case's data with its sensitive fields masked."""
+    return _change_all(data, paths, mask_value)
 
 
 def without_sensitive(data: Any, paths: Paths) -> Any:
     """Return a copy of data with the sensitive values removed (what text search may index)."""
-    if not paths:
-        return data
-    stripped = copy.deepcopy(data)
-    for path, fmt in paths:
-        stripped = _mask_at(stripped, path, fmt, lambda value, fmt: None)
-    return stripped
+    return _change_all(data, paths, lambda value, fmt: None)
 
 
 def _matches(pointer_parts: list[str], path: tuple[str, ...]) -> tuple[str, ...] | None:
-    """Tell whether a JSON Pointer lies at or inside a sensitive path; return the rest of the path."""
-    if len(pointer_parts) < len(path):
-        # The pointer names a container holding a sensitive field, e.g. a whole member row.
-        for part, want in zip(pointer_parts, path, strict=False):
-            if want != "*" and part != want:
-                return None
-        return path[len(pointer_parts):]
+    """Tell whether a JSON Pointer lies at, inside or above a sensitive path; return the rest of the path.
+
+    A pointer above it names a container holding a sensitive field, e.g. a whole member row.
+    """
     for part, want in zip(pointer_parts, path, strict=False):
         if want != "*" and part != want:
             return None
-    return ()
+    return path[len(pointer_parts):]
 
 
 def mask_patch(ops: list | None, paths: Paths) -> list | None:
@@ -114,7 +111,7 @@ def mask_patch(ops: list | None, paths: Paths) -> list | None:
 
 def has_sensitive_values(data: Any, paths: Paths) -> bool:
     """Tell whether any sensitive field holds a value in this data."""
-    return any(mask_data(data, ((path, fmt),)) != data for path, fmt in paths)
+    return bool(paths) and mask_data(data, paths) != data
 
 
 class MaskedValueError(ValueError):

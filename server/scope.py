@@ -47,10 +47,9 @@ class Scope:
     Every view and API endpoint asks this object; nothing else decides visibility.
     """
 
-    def __init__(self, person: Person, grants: list[Grant], session_epoch: int = 0):
+    def __init__(self, person: Person, grants: list[Grant]):
         self.person = person
         self.grants = grants
-        self.session_epoch = session_epoch
         self.paths: list[str] = _outermost(g.path for g in grants)
         self.admin_paths: list[str] = _outermost(g.path for g in grants if g.is_admin)
 
@@ -65,10 +64,6 @@ class Scope:
     def admin_condition(self, field) -> Expression | None:
         """Return a query condition limiting rows to the subtrees this person administers."""
         return _any_subtree(field, self.admin_paths)
-
-    def roles_at(self, path: str) -> set[str]:
-        """Return the roles the person holds at a node or above it."""
-        return {g.role for g in self.grants if path.startswith(g.path)}
 
     @property
     def is_admin(self) -> bool:
@@ -129,7 +124,7 @@ def _scope_from_rows(rows) -> Scope | None:
     person = Person(id=pid, username=username, name=name, active=True, session_epoch=epoch)
     grants = [Grant(role, path, code, dept, bool(is_admin), bool(sensitive))
               for *_, role, dept, path, code, is_admin, sensitive in rows if role is not None]
-    return Scope(person, grants, epoch)
+    return Scope(person, grants)
 
 
 def scope_for_person(person_id: int) -> Scope | None:

@@ -76,7 +76,7 @@ def load_session() -> None:
     if pid is None:
         return
     scope = scope_for_person(pid)
-    if scope is None or scope.session_epoch != session.get("epoch"):
+    if scope is None or scope.person.session_epoch != session.get("epoch"):
         # Deactivated, password reset, or signed out elsewhere: this cookie stops working now.
         session.clear()
         return

@@ -29,6 +29,13 @@ def _figure(name: str) -> int | None:
     return int(raw)
 
 
+def _done(node: GridNode, action: str, message: str, **detail):
+    """Record a change to a node, say so, and show the node again."""
+    auth.audit(g.person, action, node.code, **detail)
+    flash(message, "ok")
+    return redirect(url_for("admin.grid_view", code=node.code))
+
+
 @bp.get("/grids")
 @admin_required
 def grid_list():
@@ -72,9 +79,7 @@ def grid_edit(code: str):
         grids.rename_node(node, request.form.get("name", ""), _figure("households"), _figure("population"))
     except GridError as exc:
         return _node_page(node, {"edit": str(exc)}, 422)
-    auth.audit(g.person, "grid_renamed", node.code, name=node.name)
-    flash(f"已保存 {node.name}", "ok")
-    return redirect(url_for("admin.grid_view", code=code))
+    return _done(node, "grid_renamed", f"已保存 {node.name}", name=node.name)
 
 
 @bp.post("/grids/<code>/children")
@@ -91,9 +96,7 @@ def grid_add_child(code: str):
                                  population=_figure("population"))
     except GridError as exc:
         return _node_page(parent, {"add": str(exc)}, 422)
-    auth.audit(g.person, "grid_added", node.code, parent=parent.code)
-    flash(f"已添加 {node.name}（{node.code}）", "ok")
-    return redirect(url_for("admin.grid_view", code=code))
+    return _done(node, "grid_added", f"已添加 {node.name}（{node.code}）", parent=parent.code)
 
 
 @bp.post("/grids/<code>/move")
@@ -112,9 +115,8 @@ def grid_move(code: str):
         moved = grids.move_node(node, target)
     except GridError as exc:
         return _node_page(node, {"move": str(exc)}, 422)
-    auth.audit(g.person, "grid_moved", node.code, old_parent=old_parent[0], new_parent=target.code, nodes=moved)
-    flash(f"已把 {node.name} 及其下级共 {moved} 个网格移到 {target.name} 之下", "ok")
-    return redirect(url_for("admin.grid_view", code=code))
+    return _done(node, "grid_moved", f"已把 {node.name} 及其下级共 {moved} 个网格移到 {target.name} 之下",
+                 old_parent=old_parent[0], new_parent=target.code, nodes=moved)
 
 
 @bp.post("/grids/<code>/retire")
@@ -128,9 +130,7 @@ def grid_retire(code: str):
         count = grids.retire_node(node)
     except GridError as exc:
         return _node_page(node, {"retire": str(exc)}, 422)
-    auth.audit(g.person, "grid_retired", node.code, nodes=count)
-    flash(f"已撤销 {node.name} 及其下级共 {count} 个网格", "ok")
-    return redirect(url_for("admin.grid_view", code=code))
+    return _done(node, "grid_retired", f"已撤销 {node.name} 及其下级共 {count} 个网格", nodes=count)
 
 
 @bp.post("/grids/<code>/restore")
@@ -142,9 +142,7 @@ def grid_restore(code: str):
         grids.restore_node(node)
     except GridError as exc:
         return _node_page(node, {"retire": str(exc)}, 422)
-    auth.audit(g.person, "grid_restored", node.code)
-    flash(f"已恢复 {node.name}", "ok")
-    return redirect(url_for("admin.grid_view", code=code))
+    return _done(node, "grid_restored", f"已恢复 {node.name}")
 
 
 @bp.post("/grids/<code>/cases/move")
@@ -160,6 +158,4 @@ def grid_move_cases(code: str):
         moved = cases.move_open_cases(g.person, node, target)
     except Refusal as exc:
         return _node_page(node, {"cases": exc.message}, 422)
-    auth.audit(g.person, "cases_moved", node.code, to=target.code, cases=moved)
-    flash(f"已把 {moved} 件未办结案件移交到 {target.name}", "ok")
-    return redirect(url_for("admin.grid_view", code=code))
+    return _done(node, "cases_moved", f"已把 {moved} 件未办结案件移交到 {target.name}", to=target.code, cases=moved)

@@ -54,6 +54,13 @@ def people_query(q: str = "", node: GridNode | None = None):
     return query
 
 
+def _done(person: Person, action: str, message: str, **detail):
+    """Record a change to a person, say so, and show the person again."""
+    auth.audit(g.person, action, person.username, **detail)
+    flash(message, "ok")
+    return redirect(url_for("admin.person_view", username=person.username))
+
+
 @bp.get("/people")
 @admin_required
 def people_list():
@@ -108,9 +115,7 @@ def person_new():
             auth.add_membership(person, code, form.get("role", ""), form.get("department") or None)
     except GridError as exc:
         return render_template("admin/person_new.html", form=form, error=str(exc), **_grant_options()), 422
-    auth.audit(g.person, "person_created", person.username, role=form.get("role"), grid=code)
-    flash(f"已创建账号 {person.username}", "ok")
-    return redirect(url_for("admin.person_view", username=person.username))
+    return _done(person, "person_created", f"已创建账号 {person.username}", role=form.get("role"), grid=code)
 
 
 def _person_page(person: Person, errors: dict | None = None, status: int = 200):
@@ -142,9 +147,7 @@ def person_edit(username: str):
         auth.update_person(person, request.form.get("name", ""), request.form.get("phone"))
     except GridError as exc:
         return _person_page(person, {"edit": str(exc)}, 422)
-    auth.audit(g.person, "person_edited", person.username)
-    flash("已保存", "ok")
-    return redirect(url_for("admin.person_view", username=username))
+    return _done(person, "person_edited", "已保存")
 
 
 @bp.post("/people/<username>/memberships")
@@ -160,9 +163,7 @@ def membership_add(username: str):
         auth.add_membership(person, code, request.form.get("role", ""), request.form.get("department") or None)
     except GridError as exc:
         return _person_page(person, {"membership": str(exc)}, 422)
-    auth.audit(g.person, "membership_added", person.username, role=request.form.get("role"), grid=code)
-    flash("已添加职务", "ok")
-    return redirect(url_for("admin.person_view", username=username))
+    return _done(person, "membership_added", "已添加职务", role=request.form.get("role"), grid=code)
 
 
 @bp.post("/people/<username>/memberships/<int:membership_id>/remove")
@@ -177,9 +178,7 @@ def membership_remove(username: str, membership_id: int):
     if person.id == g.person.id and membership.role == "admin":
         return _person_page(person, {"membership": "不能取消自己的管理员职务，请由上级管理员操作"}, 422)
     membership.delete_instance()
-    auth.audit(g.person, "membership_removed", person.username, role=membership.role, grid=membership.node.code)
-    flash("已取消职务", "ok")
-    return redirect(url_for("admin.person_view", username=username))
+    return _done(person, "membership_removed", "已取消职务", role=membership.role, grid=membership.node.code)
 
 
 @bp.post("/people/<username>/password")
