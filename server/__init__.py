@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: settings, instance config, test overrides, modules, blueprints."""
     from . import db, errors_http, web
     from .config import settings_from_env
-    from .views import account, admin, api, health, pages
+    from .views import account, admin, api, fill, health, pages
 
     settings = settings_from_env()
     instance_path = (test_config or {}).get("INSTANCE_PATH") or settings["INSTANCE_PATH"]
@@ -57,6 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     web.csrf.exempt(api.bp)  # token-authenticated, no cookies
     app.register_blueprint(pages.bp)
+    app.register_blueprint(fill.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     return app

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import jsonpatch
 from peewee import JOIN, IntegrityError
 
+from . import attachments
 from .db import database, first, insert_row
 from .definitions.versions import compiled, sensitive_for
 from .errors import Refusal
@@ -25,9 +26,9 @@ from .masking import (
     restore_masked,
     without_sensitive,
 )
-from .models import Event, FormVersion, GridNode, Person, Submission, utcnow
-from .scope import Scope
-from .validation import FieldError
+from .models import Draft, Event, FormVersion, GridNode, Person, Submission, utcnow
+from .scope import Scope, scope_for_person
+from .validation import FieldError, formatted_values, pointer
 
 
 def request_hash(form: str, grid: str, data) -> str:
@@ -85,6 +86,7 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
         if existing:
             return _replay(existing, person, fingerprint), False
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
+    check_references(person, compiled(version), result.data)
     sid = sid or str(uuid.uuid4())
     now = utcnow()
     fields = dict(
@@ -100,6 +102,8 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
             insert_row(Event, dict(submission=sid, at=now, actor=person, kind="submitted",
                                    to_status="submitted", revision=1,
                                    payload={"form_version": version.version}))
+            attachments.link(compiled(version), sid, result.data)
+            Draft.delete().where((Draft.id == sid) & (Draft.person == person.id)).execute()
     except IntegrityError:
         # The id is taken: a retry, a double tap racing the first, or a conflict.
         existing = Submission.get_or_none(Submission.id == sid)
@@ -107,6 +111,31 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
             raise
         return _replay(existing, person, fingerprint), False
     return Submission(**fields), True
+
+
+MISSING_FILE = "「{title}」中的附件不存在或不是您上传的，请重新上传"
+
+
+def check_references(person: Person, form, data, case_id: str | None = None) -> None:
+    """Refuse data that names attachments the person did not upload, or grids outside their scope."""
+    errors = [FieldError(pointer(path), MISSING_FILE.format(title=form.title_at(_owner(path))))
+              for path, _sha in attachments.unknown(person, form, data, case_id)]
+    codes = formatted_values(form, data, "grid-code")
+    if codes:
+        scope = scope_for_person(person.id)
+        nodes = {n.code: n for n in GridNode.select().where(GridNode.code.in_({c for _, c in codes}))}
+        for path, code in codes:
+            node = nodes.get(code)
+            if node is None or scope is None or not scope.covers(node.path) or node.retired_at is not None:
+                errors.append(FieldError(pointer(path), f"「{form.title_at(path)}」：网格 {code} 不存在、"
+                                                        "已撤销或不在您的管辖范围内"))
+    if errors:
+        raise Refusal(422, "invalid", "表单填写有误，请按提示修改", errors)
+
+
+def _owner(path: tuple) -> tuple:
+    """Name an attachment by its field, not by its position in the list."""
+    return path[:-1] if path and isinstance(path[-1], int) else path
 
 
 def _replay(existing: Submission, person: Person, fingerprint: str) -> Submission:
@@ -138,6 +167,7 @@ def edit(person: Person, case: Submission, data, revision, revealed: bool = True
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
     if result.data == case.data:
         return case  # nothing changed: no new revision, no event
+    check_references(person, compiled(case.form_version), result.data, case.id)
     now = utcnow()
     with database.atomic():
         changed = (Submission.update(data=result.data,
@@ -151,6 +181,7 @@ def edit(person: Person, case: Submission, data, revision, revealed: bool = True
                      from_status=case.status, to_status=case.status, revision=revision + 1,
                      diff=jsonpatch.make_patch(case.data, result.data).patch,
                      payload={"previous_revision": revision, "previous_data": case.data})
+        attachments.link(compiled(case.form_version), case.id, result.data)
     return Submission.get_by_id(case.id)
 
 

@@ -55,6 +55,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder for attachments, stored by content hash. Unset: `uploads/` in the instance folder.",
     ),
     Setting(
+        "GRIDFLOW_ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_BYTES", 10_000_000,
+        "Largest attachment accepted, in bytes, before photos are re-encoded.", int,
+    ),
+    Setting(
+        "GRIDFLOW_PHOTO_MAX_PIXELS", "PHOTO_MAX_PIXELS", 2560,
+        "Longest side of a stored photo, in pixels; larger photos are scaled down.", int,
+    ),
+    Setting(
         "GRIDFLOW_DEFINITIONS", "DEFINITIONS", "forms:flows",
         "Folders `gridflow load` reads when given no path, separated by `:`.",
     ),

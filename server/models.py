@@ -233,18 +233,49 @@ class Event(BaseModel):
 
 
 class Attachment(BaseModel):
-    """An uploaded file, stored on disk by its SHA-256; linked to the case it belongs to."""
+    """An uploaded file, stored on disk by its SHA-256, as uploaded by one person."""
 
-    sha256 = CharField(max_length=64, index=True)
-    submission = ForeignKeyField(Submission, null=True, backref="attachments", on_delete="SET NULL")
+    sha256 = CharField(max_length=64)
     uploaded_by = ForeignKeyField(Person, on_delete="RESTRICT")
     filename = CharField(max_length=255)
     content_type = CharField(max_length=128)
     size = IntegerField()
+    width = IntegerField(null=True)
+    height = IntegerField(null=True)
+    thumb_sha256 = CharField(max_length=64, null=True)
     created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("sha256", "uploaded_by"), True),)
+
+
+class CaseFile(BaseModel):
+    """An attachment a case's data refers to: whoever may see the case may see the file."""
+
+    submission = ForeignKeyField(Submission, backref="files", on_delete="CASCADE")
+    sha256 = CharField(max_length=64, index=True)
+
+    class Meta:
+        indexes = ((("submission", "sha256"), True),)
+
+
+class Draft(BaseModel):
+    """A form being filled: saved as the person types, made a submission (same id) on submit."""
+
+    id = CharField(max_length=36, primary_key=True)
+    person = ForeignKeyField(Person, backref="drafts", on_delete="CASCADE")
+    form = CharField(max_length=64)
+    form_version = ForeignKeyField(FormVersion, on_delete="CASCADE")
+    grid_code = CharField(max_length=64, null=True)
+    data = Json()
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("person", "updated_at"), False),)
 
 
 MODELS = (
     Level, Role, Department, GridNode, Person, Membership, LoginFailure, AuditEntry, ApiToken,
-    Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment,
+    Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment, CaseFile, Draft,
 )

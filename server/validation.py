@@ -519,6 +519,28 @@ def _prune(data: Any, hidden: set[tuple], here: tuple) -> Any:
     return data
 
 
+def formatted_values(form: CompiledForm, data: Any, fmt: str) -> list[tuple[tuple, str]]:
+    """Return (path, value) of every string in the data whose field has the format `fmt`."""
+    found: list[tuple[tuple, str]] = []
+
+    def walk(schema: dict, value: Any, path: tuple, depth: int) -> None:
+        schema = form.resolve(schema)
+        if depth > 32:
+            return
+        if schema.get("format") == fmt and isinstance(value, str):
+            found.append((path, value))
+        elif isinstance(value, dict):
+            for name, sub in (schema.get("properties") or {}).items():
+                if name in value and isinstance(sub, dict):
+                    walk(sub, value[name], path + (name,), depth + 1)
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for i, item in enumerate(value):
+                walk(schema["items"], item, path + (i,), depth + 1)
+
+    walk(form.schema, data, (), 0)
+    return found
+
+
 _cache: dict[str, CompiledForm] = {}
 _cache_lock = threading.Lock()
 

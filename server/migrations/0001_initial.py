@@ -32,6 +32,35 @@ def up(migrator, db):
             table_name = 'api_token'
     db.create_tables([ApiToken])
 
+    class Attachment(Model):
+        sha256 = CharField(max_length=64)
+        uploaded_by = ForeignKeyField(Person, on_delete='RESTRICT')
+        filename = CharField()
+        content_type = CharField(max_length=128)
+        size = IntegerField()
+        width = IntegerField(null=True)
+        height = IntegerField(null=True)
+        thumb_sha256 = CharField(null=True, max_length=64)
+        created_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'attachment'
+            indexes = ((('sha256', 'uploaded_by'), True),)
+    db.create_tables([Attachment])
+
+    class AuditEntry(Model):
+        at = DateTimeField(index=True)
+        actor = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        action = CharField(max_length=32)
+        target = CharField(max_length=128)
+        detail = JSONField(null=True)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'audit_entry'
+    db.create_tables([AuditEntry])
+
     class Form(Model):
         key = CharField(unique=True, max_length=64)
         title = CharField(max_length=128)
@@ -100,31 +129,15 @@ def up(migrator, db):
             indexes = ((('grid_path', 'created_at'), False), (('form', 'status', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False))
     db.create_tables([Submission])
 
-    class Attachment(Model):
+    class CaseFile(Model):
+        submission = ForeignKeyField(Submission, on_delete='CASCADE')
         sha256 = CharField(index=True, max_length=64)
-        submission = ForeignKeyField(Submission, null=True, on_delete='SET NULL')
-        uploaded_by = ForeignKeyField(Person, on_delete='RESTRICT')
-        filename = CharField()
-        content_type = CharField(max_length=128)
-        size = IntegerField()
-        created_at = DateTimeField()
         class Meta:
             legacy_table_names = False
             database = db
-            table_name = 'attachment'
-    db.create_tables([Attachment])
-
-    class AuditEntry(Model):
-        at = DateTimeField(index=True)
-        actor = ForeignKeyField(Person, null=True, on_delete='SET NULL')
-        action = CharField(max_length=32)
-        target = CharField(max_length=128)
-        detail = JSONField(null=True)
-        class Meta:
-            legacy_table_names = False
-            database = db
-            table_name = 'audit_entry'
-    db.create_tables([AuditEntry])
+            table_name = 'case_file'
+            indexes = ((('submission', 'sha256'), True),)
+    db.create_tables([CaseFile])
 
     class Department(Model):
         key = CharField(primary_key=True, max_length=32)
@@ -134,6 +147,22 @@ def up(migrator, db):
             database = db
             table_name = 'department'
     db.create_tables([Department])
+
+    class Draft(Model):
+        id = CharField(primary_key=True, max_length=36)
+        person = ForeignKeyField(Person, on_delete='CASCADE')
+        form = CharField(max_length=64)
+        form_version = ForeignKeyField(FormVersion, on_delete='CASCADE')
+        grid_code = CharField(null=True, max_length=64)
+        data = JSONField()
+        created_at = DateTimeField()
+        updated_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'draft'
+            indexes = ((('person', 'updated_at'), False),)
+    db.create_tables([Draft])
 
     class Event(Model):
         submission = ForeignKeyField(Submission, on_delete='CASCADE')
@@ -233,12 +262,14 @@ def down(migrator, db):
     migrator.migrate(migrator.drop_table('flow_version'))
     migrator.migrate(migrator.drop_table('flow'))
     migrator.migrate(migrator.drop_table('event'))
+    migrator.migrate(migrator.drop_table('draft'))
     migrator.migrate(migrator.drop_table('department'))
-    migrator.migrate(migrator.drop_table('audit_entry'))
-    migrator.migrate(migrator.drop_table('attachment'))
+    migrator.migrate(migrator.drop_table('case_file'))
     migrator.migrate(migrator.drop_table('submission'))
     migrator.migrate(migrator.drop_table('grid_node'))
     migrator.migrate(migrator.drop_table('form_version'))
     migrator.migrate(migrator.drop_table('form'))
+    migrator.migrate(migrator.drop_table('audit_entry'))
+    migrator.migrate(migrator.drop_table('attachment'))
     migrator.migrate(migrator.drop_table('api_token'))
     migrator.migrate(migrator.drop_table('person'))

@@ -1,0 +1,177 @@
+/* gridflow fill page: local copies while offline, retrying submits, geolocation, focus on errors.
+   Everything here enhances a plain HTML form; without it the form still posts and works. */
+(function () {
+  "use strict";
+  var PREFIX = "gridflow:draft:";
+  var retryDelay = 0, retryTimer = null;
+
+  function form() { return document.getElementById("fill"); }
+  function csrf() {
+    var input = document.querySelector("input[name=csrf_token]");
+    return input ? input.value : "";
+  }
+  function pairs(f) {
+    var out = [];
+    new FormData(f).forEach(function (value, name) {
+      if (typeof value === "string" && name !== "csrf_token") out.push([name, value]);
+    });
+    return out;
+  }
+  function body(list) {
+    var data = new URLSearchParams();
+    list.forEach(function (p) { data.append(p[0], p[1]); });
+    data.set("csrf_token", csrf());
+    return data;
+  }
+  function read(key) {
+    try { return JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { return null; }
+  }
+  function keep(f) {
+    if (!f || !f.dataset.sid) return;
+    try {
+      localStorage.setItem(PREFIX + f.dataset.sid, JSON.stringify({
+        at: Date.now(), pairs: pairs(f), draft: f.querySelector("#draft-status").getAttribute("hx-post"),
+        render: f.getAttribute("hx-post").replace(/\/new$/, "/render")
+      }));
+    } catch (e) { /* storage full or disabled: the server copy is all we have */ }
+  }
+  function forget(sid, before) {
+    var saved = read(PREFIX + sid);
+    if (saved && (!before || saved.at <= before)) localStorage.removeItem(PREFIX + sid);
+  }
+  function say(text) {
+    var box = document.getElementById("offline");
+    if (!box) return;
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  /* A copy of the current form in the browser, on every keystroke. */
+  document.addEventListener("input", function (e) { if (e.target.form === form()) keep(form()); });
+  document.addEventListener("change", function (e) { if (e.target.form === form()) keep(form()); });
+
+  /* Submit and autosave: remember when each started; after a failure, say so and try again. */
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    e.detail.elt.dataset.sentAt = String(Date.now());
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt, f = form(), xhr = e.detail.xhr;
+    if (!f || !xhr) return;
+    var ok = xhr.status >= 200 && xhr.status < 500 && e.detail.successful !== false;
+    if (elt.id === "draft-status" && ok) forget(f.dataset.sid, Number(elt.dataset.sentAt));
+    if (elt === f && ok) {
+      retryDelay = 0;
+      say("");
+      if (xhr.getResponseHeader("HX-Redirect")) forget(f.dataset.sid);
+    }
+  });
+  function failed(e) {
+    var elt = e.detail.elt, f = form();
+    if (!f) return;
+    keep(f);
+    if (elt.id === "draft-status") {
+      elt.textContent = "网络不通：已保存在本机，恢复后自动同步";
+      return;
+    }
+    if (elt !== f) {
+      var field = elt.closest(".field, fieldset");
+      var slot = field && field.querySelector(".error");
+      if (slot) { slot.textContent = "网络不通，这一步没有完成，请恢复网络后重试"; slot.hidden = false; }
+      return;
+    }
+    retryDelay = Math.min(retryDelay ? retryDelay * 2 : 2000, 30000);
+    say("网络连接失败，填写的内容已保存在本机，没有丢失。" + Math.round(retryDelay / 1000) +
+        " 秒后自动重新提交……");
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(resubmit, retryDelay);
+  }
+  function resubmit() {
+    var f = form();
+    if (f) { say("正在重新提交……"); htmx.trigger(f, "submit"); }
+  }
+  document.addEventListener("htmx:sendError", failed);
+  document.addEventListener("htmx:timeout", failed);
+  document.addEventListener("htmx:responseError", function (e) {
+    if (e.detail.xhr && e.detail.xhr.status >= 500) failed(e);
+  });
+  window.addEventListener("online", function () {
+    if (retryTimer) { clearTimeout(retryTimer); resubmit(); }
+    sync();
+  });
+
+  /* Our own messages beside each field, not the browser's bubbles; focus the first error. */
+  function prepare(root) {
+    var f = form();
+    if (f) f.noValidate = true;
+    var bad = (root || document).querySelector("[aria-invalid=true]");
+    if (bad && root && root.id === "fill") {
+      var target = bad.matches("fieldset") ? bad.querySelector("input, select, textarea") : bad;
+      if (target) { target.focus(); target.scrollIntoView({block: "center"}); }
+    }
+  }
+  document.addEventListener("htmx:afterSwap", function (e) { prepare(e.detail.elt); });
+
+  /* Geolocation: fill latitude, longitude and accuracy; say plainly when it is refused. */
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("[data-geo]");
+    if (!button) return;
+    var id = button.dataset.geo, status = document.getElementById(id + "-s");
+    function set(name, value) {
+      var input = document.getElementById(id + "-" + name);
+      if (input) {
+        input.value = value;
+        input.dispatchEvent(new Event("change", {bubbles: true}));
+      }
+    }
+    if (!navigator.geolocation) {
+      status.textContent = "此设备无法定位，请手动填写经纬度";
+      return;
+    }
+    status.textContent = "正在定位……";
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      set("latitude", pos.coords.latitude.toFixed(6));
+      set("longitude", pos.coords.longitude.toFixed(6));
+      set("accuracy", Math.round(pos.coords.accuracy));
+      status.textContent = "已定位，精度约 " + Math.round(pos.coords.accuracy) + " 米";
+    }, function (err) {
+      status.textContent = (err.code === 1 ? "定位权限被拒绝" : "暂时无法定位") + "，请手动填写经纬度";
+    }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
+  });
+
+  /* Copies kept while offline: the open form is redrawn from its copy; others go to the server. */
+  function restore() {
+    var f = form();
+    if (!f) return;
+    var saved = read(PREFIX + f.dataset.sid);
+    if (!saved || !navigator.onLine) return;
+    fetch(saved.render, {method: "POST", body: body(saved.pairs), credentials: "same-origin",
+                         headers: {"HX-Request": "true"}})
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var old = form();
+        old.outerHTML = html;
+        htmx.process(form());
+        prepare();
+        var note = document.getElementById("draft-status");
+        if (note) note.textContent = "已恢复本机保存的内容";
+        form().dispatchEvent(new Event("change"));
+      })
+      .catch(function () { /* keep the copy; try again next time */ });
+  }
+  function sync() {
+    if (!navigator.onLine) return;
+    var current = form() && form().dataset.sid;
+    for (var i = localStorage.length - 1; i >= 0; i--) {
+      var key = localStorage.key(i);
+      if (!key || key.indexOf(PREFIX) !== 0) continue;
+      var sid = key.slice(PREFIX.length), saved = read(key);
+      if (sid === current || !saved || !saved.draft) continue;
+      (function (key, saved) {
+        fetch(saved.draft, {method: "POST", body: body(saved.pairs), credentials: "same-origin",
+                            headers: {"HX-Request": "true"}})
+          .then(function (r) { if (r.ok) localStorage.removeItem(key); });
+      })(key, saved);
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () { prepare(); restore(); sync(); });
+})();
