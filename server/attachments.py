@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import send_file
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import Refusal
@@ -149,6 +150,34 @@ def store(root: str | os.PathLike, content: bytes, filename: str, person: Person
                                 content_type=stored.content_type, size=stored.size, width=stored.width,
                                 height=stored.height, thumb_sha256=stored.thumb_sha256)
     return row
+
+
+def is_hash(text: str) -> bool:
+    """Tell whether a text is a SHA-256 in lowercase hex, as attachment references are."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def serve(root: str | os.PathLike, row: Attachment, thumb: bool):
+    """Answer with the file (or its thumbnail), privately cached; None when the file is gone."""
+    if thumb and row.thumb_sha256:
+        path, kind = file_path(root, row.thumb_sha256), "image/jpeg"
+    else:
+        path, kind = file_path(root, row.sha256), row.content_type
+    if not path.exists():
+        return None
+    inline = kind.startswith("image/") or kind == "application/pdf"
+    response = send_file(path, mimetype=kind, as_attachment=not inline, download_name=row.filename,
+                         conditional=True, etag=True)
+    response.headers["Cache-Control"] = "private, max-age=2592000, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+    return response
+
+
+def as_json(row: Attachment) -> dict:
+    """Describe a stored attachment for the API."""
+    return {"id": row.sha256, "filename": row.filename, "content_type": row.content_type, "size": row.size,
+            "width": row.width, "height": row.height}
 
 
 def visible(scope: Scope, sha: str) -> Attachment | None:

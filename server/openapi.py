@@ -179,6 +179,28 @@ PATHS = {
                           **BODY_ERRORS, **AUTH_ERRORS},
         },
     },
+    "/api/v1/attachments": {"post": {
+        "summary": "Upload files (photos are re-encoded without metadata); use the ids in `attachment` fields",
+        "parameters": [_query("kind", "`photo`: accept images only", {"type": "string", "enum": ["photo"]})],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "properties": {"file": {"type": "array", "items": {
+                "type": "string", "format": "binary"}}}}}}},
+        "responses": {"201": _json({"type": "object", "properties": {"items": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "id": {"type": "string", "description": "SHA-256 of the stored file"},
+                "filename": {"type": "string"}, "content_type": {"type": "string"},
+                "size": {"type": "integer"}, "width": {"type": ["integer", "null"]},
+                "height": {"type": ["integer", "null"]}}}}}}, "The stored files"),
+            "413": _error("A file is too large"), "422": _error("No file, or not an accepted type"),
+            **AUTH_ERRORS},
+    }},
+    "/api/v1/attachments/{id}": {"get": {
+        "summary": "Download a file the caller uploaded or may see through a case",
+        "parameters": [_path("id", "SHA-256 of the file"),
+                       _query("thumb", "`1`: the 320-pixel thumbnail of a photo", {"type": "string"})],
+        "responses": {"200": {"description": "The file"},
+                      "404": _error("Unknown, or not visible to the caller"), **AUTH_ERRORS},
+    }},
     "/api/v1/grids": {"get": {
         "summary": "Children of a node in scope; without parent, the top nodes of the caller's scope",
         "parameters": [_query("parent", "Parent grid code")],

@@ -7,7 +7,7 @@ from datetime import date
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .. import cases
+from .. import attachments, cases
 from ..definitions.versions import latest_form, latest_forms
 from ..errors import Refusal
 from ..grids import node_by_code
@@ -237,6 +237,34 @@ def edit_submission(sid: str):
     reveal = g.scope.sees_sensitive_at(case.grid_path)
     case = cases.edit(g.person, case, data, body.get("revision"), revealed=reveal)
     return cases.case_json(case, _tz(), reveal)
+
+
+# -- attachments ------------------------------------------------------------------------------
+
+@bp.post("/attachments")
+def upload():
+    """Store uploaded files (multipart field `file`, one or more); answer with their ids."""
+    files = [f for f in request.files.getlist("file") if f and f.filename]
+    if not files:
+        raise Refusal(422, "invalid", "请用 multipart/form-data 上传文件，字段名为 file",
+                      [FieldError("/file", "请选择要上传的文件")])
+    photo_only = request.args.get("kind") == "photo"
+    limit = current_app.config["ATTACHMENT_MAX_BYTES"]
+    rows = [attachments.store(current_app.config["UPLOAD_DIR"], f.read(limit + 1), f.filename, g.person,
+                              photo_only, limit, current_app.config["PHOTO_MAX_PIXELS"]) for f in files]
+    return {"items": [attachments.as_json(r) for r in rows]}, 201
+
+
+@bp.get("/attachments/<sha>")
+def attachment(sha: str):
+    """Download a file the caller uploaded or may see through a case."""
+    row = attachments.visible(g.scope, sha) if attachments.is_hash(sha) else None
+    if row is None:
+        raise Refusal(404, "not_found", "找不到这个附件，或您无权查看")
+    response = attachments.serve(current_app.config["UPLOAD_DIR"], row, request.args.get("thumb") == "1")
+    if response is None:
+        raise Refusal(404, "not_found", "附件文件已丢失，请联系管理员")
+    return response
 
 
 # -- grids ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -14,7 +13,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -368,24 +366,12 @@ def thumbnail(sha: str):
 
 
 def _send(sha: str, thumb: bool):
-    if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
-        abort(404)
-    row = attachments.visible(g.scope, sha)
+    row = attachments.visible(g.scope, sha) if attachments.is_hash(sha) else None
     if row is None:
         abort(404, description=_("找不到这个附件，或您无权查看"))
-    root = current_app.config["UPLOAD_DIR"]
-    if thumb and row.thumb_sha256:
-        path, kind = attachments.file_path(root, row.thumb_sha256), "image/jpeg"
-    else:
-        path, kind = attachments.file_path(root, row.sha256), row.content_type
-    if not path.exists():
+    response = attachments.serve(current_app.config["UPLOAD_DIR"], row, thumb)
+    if response is None:
         abort(404, description=_("附件文件已丢失，请联系管理员"))
-    inline = kind.startswith("image/") or kind == "application/pdf"
-    response = send_file(path, mimetype=kind, as_attachment=not inline, download_name=row.filename,
-                         max_age=timedelta(days=30), conditional=True, etag=True)
-    response.headers["Cache-Control"] = "private, max-age=2592000, immutable"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
     return response
 
 
