@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/render.py
 
 clean-db:
 	rm -f instance/gridflow.db instance/gridflow.db-wal instance/gridflow.db-shm

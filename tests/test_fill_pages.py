@@ -370,3 +370,17 @@ def test_a_photo_picked_with_htmx_comes_back_as_a_thumbnail_in_its_field(worker)
     assert html.lstrip().startswith('<div class="field w-photo invalid" id="wf-photos"')
     assert len(re.findall(r'<input type="hidden" name="/photos" value="[0-9a-f]{64}">', html)) == 1
     assert "文件「b.jpg」不是可接受的类型" in error_beside(html, "f-photos")
+
+
+@pytest.mark.parametrize("key", ["door_knock_visit", "incident_report", "dispute_mediation", "resource_request"])
+def test_a_fill_page_weighs_under_100_kb_compressed(worker, key):
+    import gzip
+
+    from server import ROOT
+
+    html = worker.get(f"/forms/{key}/new").get_data()
+    assets = re.findall(r'(?:src|href)="/static/([^"]+)"', html.decode())
+    assert {"gridflow.css", "vendor/htmx/htmx.min.js", "fill.js"} <= set(assets)
+    total = len(gzip.compress(html, 6)) + sum(len(gzip.compress((ROOT / "static" / a).read_bytes(), 6))
+                                              for a in assets)
+    assert total < 100_000

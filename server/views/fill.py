@@ -337,6 +337,10 @@ def _save_draft(version: FormVersion, sid: str, grid: str | None, data: dict):
         if not updated and not Draft.select().where(Draft.id == sid).exists():
             Draft.create(id=sid, person=g.person.id, form=version.form.key, form_version=version,
                          grid_code=grid, data=data, created_at=now, updated_at=now)
+    if Submission.select().where(Submission.id == sid).exists():
+        # Submitted between our check and our write: the submission won, the draft goes.
+        Draft.delete().where(Draft.id == sid).execute()
+        return None
     return now
 
 
