@@ -6,6 +6,11 @@
   var retryDelay = 0, retryTimer = null;
 
   function form() { return document.getElementById("fill"); }
+  /* Messages come translated from the page (flask-babel), keyed by name. */
+  function text(name) {
+    var node = document.getElementById("fill-messages");
+    try { return JSON.parse(node.textContent)[name] || name; } catch (e) { return name; }
+  }
   function csrf() {
     var input = document.querySelector("input[name=csrf_token]");
     return input ? input.value : "";
@@ -70,24 +75,23 @@
     if (!f) return;
     keep(f);
     if (elt.id === "draft-status") {
-      elt.textContent = "网络不通：已保存在本机，恢复后自动同步";
+      elt.textContent = text("offlineDraft");
       return;
     }
     if (elt !== f) {
       var field = elt.closest(".field, fieldset");
       var slot = field && field.querySelector(".error");
-      if (slot) { slot.textContent = "网络不通，这一步没有完成，请恢复网络后重试"; slot.hidden = false; }
+      if (slot) { slot.textContent = text("stepFailed"); slot.hidden = false; }
       return;
     }
     retryDelay = Math.min(retryDelay ? retryDelay * 2 : 2000, 30000);
-    say("网络连接失败，填写的内容已保存在本机，没有丢失。" + Math.round(retryDelay / 1000) +
-        " 秒后自动重新提交……");
+    say(text("submitFailed").replace("%(n)s", Math.round(retryDelay / 1000)));
     clearTimeout(retryTimer);
     retryTimer = setTimeout(resubmit, retryDelay);
   }
   function resubmit() {
     var f = form();
-    if (f) { say("正在重新提交……"); htmx.trigger(f, "submit"); }
+    if (f) { say(text("retrying")); htmx.trigger(f, "submit"); }
   }
   document.addEventListener("htmx:sendError", failed);
   document.addEventListener("htmx:timeout", failed);
@@ -124,17 +128,17 @@
       }
     }
     if (!navigator.geolocation) {
-      status.textContent = "此设备无法定位，请手动填写经纬度";
+      status.textContent = text("noGeo");
       return;
     }
-    status.textContent = "正在定位……";
+    status.textContent = text("locating");
     navigator.geolocation.getCurrentPosition(function (pos) {
       set("latitude", pos.coords.latitude.toFixed(6));
       set("longitude", pos.coords.longitude.toFixed(6));
       set("accuracy", Math.round(pos.coords.accuracy));
-      status.textContent = "已定位，精度约 " + Math.round(pos.coords.accuracy) + " 米";
+      status.textContent = text("located").replace("%(n)s", Math.round(pos.coords.accuracy));
     }, function (err) {
-      status.textContent = (err.code === 1 ? "定位权限被拒绝" : "暂时无法定位") + "，请手动填写经纬度";
+      status.textContent = text(err.code === 1 ? "geoDenied" : "geoFailed");
     }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
   });
 
@@ -153,7 +157,7 @@
         htmx.process(form());
         prepare();
         var note = document.getElementById("draft-status");
-        if (note) note.textContent = "已恢复本机保存的内容";
+        if (note) note.textContent = text("restored");
         form().dispatchEvent(new Event("change"));
       })
       .catch(function () { /* keep the copy; try again next time */ });

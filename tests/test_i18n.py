@@ -27,6 +27,13 @@ def test_no_template_holds_chinese_outside_gettext(path):
     assert stray == [], f"wrap these in _(): {stray}"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "static").glob("*.js")), ids=lambda p: p.name)
+def test_our_scripts_take_their_words_from_the_page(path):
+    """Scripts hold no Chinese: messages come translated from the template (fill-messages)."""
+    code = re.sub(r"/\*.*?\*/", "", path.read_text(encoding="utf-8"), flags=re.S)
+    assert not CJK.search(code), [line for line in code.splitlines() if CJK.search(line)]
+
+
 def test_messages_extract_with_the_project_babel_config():
     found = {message for _, _, message, *_ in extract_from_dir(
         ROOT, method_map=[("templates/**.html", "jinja2")], options_map={"templates/**.html": {}})}
