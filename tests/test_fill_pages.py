@@ -384,3 +384,44 @@ def test_a_fill_page_weighs_under_100_kb_compressed(worker, key):
     total = len(gzip.compress(html, 6)) + sum(len(gzip.compress((ROOT / "static" / a).read_bytes(), 6))
                                               for a in assets)
     assert total < 100_000
+
+
+# -- a grid picker inside a form ----------------------------------------------------------------
+
+GRID_FORM = {
+    "key": "handover",
+    "title": "移交登记",
+    "schema": {"type": "object", "properties": {
+        "target": {"type": "string", "format": "grid-code", "title": "移交到的网格"},
+        "note": {"type": "string", "title": "说明", "readOnly": True, "default": "按规定移交"},
+    }, "required": ["target"]},
+    "ui": {"target": {"ui:widget": "grid"}},
+}
+
+
+@pytest.fixture
+def grid_form(app, tree):
+    from server.definitions.versions import publish
+
+    publish("form", GRID_FORM)
+
+
+def test_a_grid_field_offers_only_grids_in_scope_and_the_server_checks_again(grid_form, people, web, client):
+    people.make("sq", "community_secretary@M1")
+    page = web.client("sq")
+    html = text(page.get("/forms/handover/new"))
+    picker = re.search(r'<select id="f-target" name="/target".*?</select>', html, re.S).group(0)
+    assert re.findall(r'<option value="([A-Z0-9]+)"', picker) == ["M1", "G1", "G2"]
+    outside = post_form(page, "handover", {"/target": "G3"}, grid="M1")
+    assert outside.status_code == 422
+    assert error_beside(text(outside), "f-target") == "「移交到的网格」：网格 G3 不存在、已撤销或不在您的管辖范围内"
+    # the API checks the same
+    response = client.post("/api/v1/forms/handover/submissions", headers=people.headers("sq"),
+                           json={"grid": "M1", "data": {"target": "G3"}})
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == [
+        {"path": "/target", "message": "「移交到的网格」：网格 G3 不存在、已撤销或不在您的管辖范围内"}]
+    inside = post_form(page, "handover", {"/target": "G2", "/note": "改过的说明"}, grid="M1")
+    assert inside.status_code == 303
+    case = Submission.get()
+    assert case.data == {"target": "G2", "note": "按规定移交"}  # read-only: the default, not the post
