@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,18 +91,24 @@ def sniff(content: bytes) -> str | None:
     return None
 
 
-def _image(content: bytes, max_side: int) -> tuple[bytes, str, int, int, bytes] | None:
+def _image(content: bytes, max_side: int, name: str) -> tuple[bytes, str, int, int, bytes] | None:
     """Re-encode a photo: upright, scaled to max_side, without EXIF/GPS; return it and a thumbnail."""
+    too_big = f"图片「{name}」尺寸过大，请换一张照片"
     try:
-        with Image.open(io.BytesIO(content)) as probe:
-            kind = probe.format
-            width, height = probe.size
+        with warnings.catch_warnings():
+            # Pillow warns (or refuses) on huge images while reading the header; ours is the lower limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(content)) as probe:
+                kind = probe.format
+                width, height = probe.size
+    except Image.DecompressionBombError:
+        raise Refusal(422, "invalid", too_big) from None
     except (UnidentifiedImageError, OSError, ValueError):
         return None
     if kind not in IMAGE_FORMATS:
         return None
     if width * height > MAX_IMAGE_PIXELS:
-        raise Refusal(422, "invalid", f"图片尺寸过大（{width}×{height} 像素），请换一张照片")
+        raise Refusal(422, "invalid", f"图片「{name}」尺寸过大（{width}×{height} 像素），请换一张照片")
     try:
         with Image.open(io.BytesIO(content)) as img:
             img.load()
@@ -122,7 +129,7 @@ def _image(content: bytes, max_side: int) -> tuple[bytes, str, int, int, bytes] 
             thumb.save(small, "JPEG", quality=75)
             return out.getvalue(), content_type, img.width, img.height, small.getvalue()
     except (OSError, ValueError, Image.DecompressionBombError):
-        raise Refusal(422, "invalid", "图片已损坏或无法读取，请重新拍摄或选择") from None
+        raise Refusal(422, "invalid", f"图片「{name}」已损坏或无法读取，请重新拍摄或选择") from None
 
 
 def store(root: str | os.PathLike, content: bytes, filename: str, person: Person, photo_only: bool,
@@ -134,7 +141,7 @@ def store(root: str | os.PathLike, content: bytes, filename: str, person: Person
     if len(content) > max_bytes:
         raise Refusal(413, "too_large",
                       f"文件「{name}」太大（{len(content) / 1e6:.1f} MB），单个文件不能超过 {max_bytes / 1e6:.0f} MB")
-    image = _image(content, max_side)
+    image = _image(content, max_side, name)
     if image is not None:
         data, kind, width, height, thumb = image
         stored = Stored(_write(root, data), kind, len(data), width, height, _write(root, thumb))
@@ -212,6 +219,19 @@ def unknown(person: Person, form, data: Any, case_id: str | None = None) -> list
         ok |= {f.sha256 for f in CaseFile.select(CaseFile.sha256)
                .where((CaseFile.submission == case_id) & CaseFile.sha256.in_(hashes))}
     return [(path, sha) for path, sha in refs if sha not in ok]
+
+
+def not_photos(form, data: Any) -> list[tuple[tuple, str]]:
+    """Return the references in photo fields (`ui:widget: photo`) that are not images."""
+    refs = [(path, sha) for path, sha in references(form, data)
+            if form.ui_at(path[:-1] if path and isinstance(path[-1], int) else path).get("ui:widget") == "photo"]
+    if not refs:
+        return []
+    kinds = {(a.sha256, a.content_type.startswith("image/")) for a in Attachment.select(
+        Attachment.sha256, Attachment.content_type).where(Attachment.sha256.in_({sha for _, sha in refs}))}
+    known = {sha for sha, _ in kinds}
+    images = {sha for sha, image in kinds if image}
+    return [(path, sha) for path, sha in refs if sha in known and sha not in images]
 
 
 def link(form, case_id: str, data: Any) -> None:

@@ -114,12 +114,15 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
 
 
 MISSING_FILE = "「{title}」中的附件不存在或不是您上传的，请重新上传"
+NOT_A_PHOTO = "「{title}」只能放照片，请删去其中的文件"
 
 
 def check_references(person: Person, form, data, case_id: str | None = None) -> None:
     """Refuse data that names attachments the person did not upload, or grids outside their scope."""
     errors = [FieldError(pointer(path), MISSING_FILE.format(title=form.title_at(_owner(path))))
               for path, _sha in attachments.unknown(person, form, data, case_id)]
+    errors += [FieldError(pointer(path), NOT_A_PHOTO.format(title=form.title_at(_owner(path))))
+               for path, _sha in attachments.not_photos(form, data)]
     codes = formatted_values(form, data, "grid-code")
     if codes:
         scope = scope_for_person(person.id)

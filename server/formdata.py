@@ -9,10 +9,11 @@ validator names the problem and the page shows the text again.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from .rendering import html_value, is_attachment_list, options_of, type_of
@@ -78,8 +79,9 @@ def from_post(form: CompiledForm, pairs, keep_empty: bool = False, base: dict | 
     reader = _Reader(form, out, keep_empty)
     data = reader.value(form.resolve(form.schema), form.ui, (), _trie(pairs))
     out.data = data if isinstance(data, dict) else {}
-    for path in reader.readonly:
-        _put(out.data, path, _get(base or {}, path))
+    for path, default in reader.readonly:
+        kept = _get_any(base or {}, path)
+        _put_at(out.data, path, kept if kept is not None else default)
     return out
 
 
@@ -91,10 +93,9 @@ class _Reader:
     def value(self, schema: dict, ui: dict, path: tuple, node: _Node | None) -> Any:
         schema = self.form.resolve(schema)
         ui = ui if isinstance(ui, dict) else {}
-        if path and "*" not in path and (ui.get("ui:readonly") or ui.get("ui:disabled") or schema.get("readOnly")):
-            if not any(isinstance(p, int) for p in path):
-                self.readonly.append(path)
-                return None
+        if path and (ui.get("ui:readonly") or ui.get("ui:disabled") or schema.get("readOnly")):
+            self.readonly.append((path, schema.get("default")))
+            return None
         kind = type_of(schema)
         if kind == "object":
             return self.object(schema, ui, path, node)
@@ -127,8 +128,14 @@ class _Reader:
         items_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
         if options_of(items, items_ui) or is_attachment_list(schema):
             values = [v for v in node.values[:MAX_VALUES] if v.strip()]
-            picked = [self.scalar(items, items_ui, path + (i,), v) for i, v in enumerate(values)]
-            return list(dict.fromkeys(picked)) if all(isinstance(p, str) for p in picked) else picked
+            picked, seen = [], set()
+            for i, v in enumerate(values):
+                value = self.scalar(items, items_ui, path + (i,), v)
+                key = json.dumps(value, sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
+                    picked.append(value)
+            return picked or None
         rows = []
         for token, child in list(node.children.items())[:MAX_ROWS]:
             if not ROW.fullmatch(token):
@@ -170,9 +177,21 @@ class _Reader:
         return text.strip()
 
 
+GROUPED = re.compile(r"[+-]?(\d{1,3}(,\d{3})+|\d{1,4}(,\d{4})+)(\.\d+)?")
+MAX_DIGITS = 64
+
+
+def _clean_number(text: str) -> str:
+    """Normalise a typed number: half-width, trimmed, group separators (1,000 or 1,0000) removed."""
+    clean = unicodedata.normalize("NFKC", text).strip()
+    if "," in clean and GROUPED.fullmatch(clean):
+        clean = clean.replace(",", "")
+    return clean
+
+
 def _integer(text: str) -> Any:
-    clean = unicodedata.normalize("NFKC", text).strip().replace(",", "")
-    if INTEGER.fullmatch(clean):
+    clean = _clean_number(text)
+    if len(clean) <= MAX_DIGITS and INTEGER.fullmatch(clean):
         return int(clean)
     number = _number(clean)
     if isinstance(number, int):
@@ -181,16 +200,18 @@ def _integer(text: str) -> Any:
 
 
 def _number(text: str) -> Any:
-    clean = unicodedata.normalize("NFKC", text).strip().replace(",", "")
-    if not NUMBER.fullmatch(clean) or len(clean) > 64:
+    clean = _clean_number(text)
+    if len(clean) > MAX_DIGITS or not NUMBER.fullmatch(clean):
         return text.strip()
     try:
         value = Decimal(clean)
-    except InvalidOperation:
+        if not -340 < value.adjusted() < 309:
+            return text.strip()
+        if value == value.to_integral_value() and abs(value) < 10**15:
+            return int(value)
+        result = float(value)
+    except ArithmeticError:
         return text.strip()
-    if value == value.to_integral_value() and abs(value) < 10**15:
-        return int(value)
-    result = float(value)
     return result if result not in (float("inf"), float("-inf")) else text.strip()
 
 
@@ -203,54 +224,71 @@ def _boolean(text: str) -> Any:
     return text.strip()
 
 
-def _get(data: Any, path: tuple) -> Any:
-    for part in path:
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
+def _put_at(data: dict, path: tuple, value: Any) -> None:
+    """Set (or with None, remove) a value at a path of keys and row numbers, making groups as needed.
 
-
-def _put(data: dict, path: tuple, value: Any) -> None:
-    """Set a value at a path of object keys (creating groups); None removes it."""
-    for part in path[:-1]:
-        nxt = data.get(part)
-        if not isinstance(nxt, dict):
-            if value is None:
+    A row that is not there is not made: a read-only field only goes into rows that exist.
+    """
+    here: Any = data
+    for part, following in zip(path[:-1], path[1:], strict=True):
+        if isinstance(part, int):
+            if not isinstance(here, list) or part >= len(here):
                 return
-            nxt = data[part] = {}
-        data = nxt
+            nxt = here[part]
+        else:
+            if not isinstance(here, dict):
+                return
+            nxt = here.get(part)
+            if nxt is None:
+                if value is None or isinstance(following, int):
+                    return
+                nxt = here[part] = {}
+        if isinstance(following, int) and not isinstance(nxt, list):
+            return
+        if not isinstance(following, int) and not isinstance(nxt, dict):
+            return
+        here = nxt
+    last = path[-1]
+    if isinstance(last, int):
+        return
     if value is None:
-        data.pop(path[-1], None)
+        here.pop(last, None)
     else:
-        data[path[-1]] = value
+        here[last] = value
 
 
 def apply_op(data: dict, op: str, form: CompiledForm) -> dict:
-    """Apply a row operation to the data: `add:/p`, `remove:/p/3`, `up:/p/3`, `down:/p/3`, `clear:/p`."""
+    """Apply a row operation to the data: `add:/p`, `remove:/p/3`, `up:/p/3`, `down:/p/3`, `clear:/p`.
+
+    An operation that does not fit the form (no such list, a row that is not there) changes nothing.
+    """
     verb, _, where = op.partition(":")
-    parts = tuple(p.replace("~1", "/").replace("~0", "~") for p in where.split("/")[1:])
+    raw = [p.replace("~1", "/").replace("~0", "~") for p in where.split("/")[1:]] if where.startswith("/") else []
+    if not raw or not all(raw):
+        return data
+    path = tuple(int(p) if ROW.fullmatch(p) else p for p in raw)
     if verb == "clear":
-        path = tuple(int(p) if p.isdigit() else p for p in parts)
-        if path and all(isinstance(p, str) for p in path):
-            _put(data, path, None)
+        if all(isinstance(p, str) for p in path):
+            _put_at(data, path, None)
         return data
     if verb == "add":
-        target, index = parts, None
+        target, index = path, None
+    elif isinstance(path[-1], int):
+        target, index = path[:-1], path[-1]
     else:
-        if not parts or not parts[-1].isdigit():
-            return data
-        target, index = parts[:-1], int(parts[-1])
-    path = tuple(int(p) if p.isdigit() else p for p in target)
-    rows = _get_any(data, path)
+        return data
+    schema = form.schema_at(target)
+    items = form.resolve(schema.get("items") or {}) if isinstance(schema.get("items"), dict) else None
+    if type_of(schema) != "array" or items is None or options_of(items, {}) or is_attachment_list(schema) \
+            and verb == "add":
+        return data
+    rows = _get_any(data, target)
     if rows is None and verb == "add":
-        rows = []
-        _put_any(data, path, rows)
+        rows = _new_list(data, target)
     if not isinstance(rows, list):
         return data
-    schema = form.schema_at(path)
     if verb == "add" and len(rows) < int(schema.get("maxItems", 10**6)):
-        rows.append({} if type_of(form.resolve(schema.get("items") or {})) == "object" else None)
+        rows.append({} if type_of(items) == "object" else None)
     elif index is not None and 0 <= index < len(rows):
         if verb == "remove":
             rows.pop(index)
@@ -259,6 +297,24 @@ def apply_op(data: dict, op: str, form: CompiledForm) -> dict:
         elif verb == "down" and index < len(rows) - 1:
             rows[index + 1], rows[index] = rows[index], rows[index + 1]
     return data
+
+
+def _new_list(data: dict, path: tuple) -> list | None:
+    """Make an empty list at a path (groups on the way made; rows must exist); None if it cannot be."""
+    here: Any = data
+    for part in path[:-1]:
+        if isinstance(part, int):
+            if not isinstance(here, list) or part >= len(here):
+                return None
+            here = here[part]
+        else:
+            if not isinstance(here, dict):
+                return None
+            here = here.setdefault(part, {})
+    if not isinstance(here, dict) or not isinstance(path[-1], str):
+        return None
+    here[path[-1]] = []
+    return here[path[-1]]
 
 
 def _get_any(data: Any, path: tuple) -> Any:
@@ -270,12 +326,3 @@ def _get_any(data: Any, path: tuple) -> Any:
             return None
         data = data[part]
     return data
-
-
-def _put_any(data: Any, path: tuple, value: Any) -> None:
-    for part in path[:-1]:
-        if isinstance(part, int):
-            data = data[part]
-        else:
-            data = data.setdefault(part, {})
-    data[path[-1]] = value

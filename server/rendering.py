@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -21,12 +22,11 @@ FORMAT_WIDGETS = {
 TYPE_WIDGETS = {"integer": "integer", "number": "number", "boolean": "yesno", "string": "text"}
 
 # Which widgets can show which kind of field.
-SCALAR_TEXT = {"text", "textarea", "date", "datetime", "time", "phone", "idcard", "grid", "select",
-               "radio"}
+SCALAR_TEXT = {"text", "textarea", "date", "datetime", "time", "phone", "idcard", "grid"}
 FITS: dict[str, set[str]] = {
     "string": SCALAR_TEXT | {"file", "photo", "signature"},
-    "integer": {"integer", "number", "select", "radio", "text"},
-    "number": {"number", "integer", "select", "radio", "text"},
+    "integer": {"integer", "number", "text"},
+    "number": {"number", "integer", "text"},
     "boolean": {"yesno", "select", "radio"},
     "object": {"group", "geolocation"},
     "options": {"select", "radio"},
@@ -39,6 +39,7 @@ INPUT_TYPES = {
 }
 
 HARD_MAX_ROWS = 200  # rows a repeat may show when the schema sets no maxItems
+MAX_DEPTH = 32  # nesting drawn at most (the definition check refuses recursive schemas)
 
 
 @dataclass
@@ -95,10 +96,19 @@ class Widget:
         return next((w for w in self.walk() if w.name == name), None)
 
 
+PLAIN_NAME = re.compile(r"(/[A-Za-z0-9_]+)*")
+
+
 def dom_id(name: str) -> str:
-    """Turn an input name (a JSON Pointer) into an HTML id: `/members/0/name` → `f-members-0-name`."""
-    return "f" + re.sub(r"[^A-Za-z0-9_]", lambda m: "-" if m.group() == "/" else f"_{ord(m.group()):x}_",
-                        name)
+    """Turn an input name (a JSON Pointer) into an HTML id: `/members/0/name` → `f-members-0-name`.
+
+    Names made of letters, digits and `_` map one to one (`/` becomes `-`). Any other name gets
+    a readable part and a hash of the whole, under another prefix (`f_`), so no two names share an id.
+    """
+    if PLAIN_NAME.fullmatch(name):
+        return "f" + name.replace("/", "-")
+    readable = re.sub(r"[^A-Za-z0-9_]", "-", name)[:40]
+    return "f_" + readable.strip("-") + "_" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
 
 
 def html_value(value: Any) -> str:
@@ -107,7 +117,7 @@ def html_value(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if isinstance(value, int | float | str):
         return str(value)
@@ -241,23 +251,47 @@ class Renderer:
         """Return the root group of the form for this data, hidden fields left out."""
         if not isinstance(data, dict):
             data = {}
+        data = self._padded(self.form.resolve(self.form.schema), data, 0)
         self.context.hidden = self.form.hidden_paths(data)
         root = self._object(self.form.resolve(self.form.schema), self.form.ui, (), data, required=True)
         root.title = self.form.ui.get("ui:title") or self.form.schema.get("title") or ""
         first = next((w for w in root.walk() if w.error and w.name), None)
-        if first is not None:
-            first.autofocus = True
-        elif not self.context.readonly:
-            wanted = next((w for w in root.walk() if w.autofocus), None)
-            for w in root.walk():
-                w.autofocus = w is wanted
+        wanted = first or (None if self.context.readonly else next((w for w in root.walk() if w.autofocus), None))
+        for w in root.walk():
+            w.autofocus = w is wanted
         return root
+
+    def _padded(self, schema: dict, value: Any, depth: int) -> Any:
+        """Return the data with every repeat filled up to its minimum rows (as the page shows them)."""
+        if depth > MAX_DEPTH:
+            return value
+        kind = type_of(schema)
+        if kind == "object" and isinstance(value, dict):
+            props = schema.get("properties") or {}
+            out = {k: self._padded(self.form.resolve(props[k]), v, depth + 1) if isinstance(props.get(k), dict)
+                   else v for k, v in value.items()}
+            for name, sub in props.items():
+                sub = self.form.resolve(sub) if isinstance(sub, dict) else {}
+                if name not in out and type_of(sub) == "array" and int(sub.get("minItems") or 0) > 0:
+                    padded = self._padded(sub, [], depth + 1)
+                    if padded:
+                        out[name] = padded
+            return out
+        items = self.form.resolve(schema.get("items") or {}) if isinstance(schema.get("items"), dict) else {}
+        if kind == "array" and type_of(items) == "object" and not options_of(items, {}):
+            rows = list(value) if isinstance(value, list) else []
+            rows += [{}] * max(0, int(schema.get("minItems") or 0) - len(rows))
+            return [self._padded(items, r, depth + 1) for r in rows]
+        return value
 
     # -- building ---------------------------------------------------------------------------
 
     def _field(self, schema: dict, ui: dict, path: tuple, value: Any, required: bool) -> Widget:
         schema = self.form.resolve(schema)
         where = pointer(path)
+        if len(path) > MAX_DEPTH:
+            log.warning("form nests deeper than %d at %s: not drawn further", MAX_DEPTH, where)
+            return Widget(path=path, widget="group", title=str(path[-1]), name=where, id=dom_id(where))
         widget = choose_widget(schema, ui, where)
         if widget in ("group", "geolocation"):
             w = self._object(schema, ui, path, value, required)
@@ -328,7 +362,10 @@ class Renderer:
             items = self.form.resolve(schema.get("items") or {})
             chosen = value if isinstance(value, list) else []
             w.value = chosen
-            choices = options_of(items, ui.get("items") if isinstance(ui.get("items"), dict) else {}) or []
+            items_ui = ui.get("items") if isinstance(ui.get("items"), dict) else {}
+            if "ui:enumNames" in ui and "ui:enumNames" not in items_ui:
+                items_ui = {**items_ui, "ui:enumNames": ui["ui:enumNames"]}  # where RJSF reads it
+            choices = options_of(items, items_ui) or []
             w.options = [Option(html_value(v), label, any(_same(v, c) for c in chosen)) for v, label in choices]
             w.min_rows = int(schema.get("minItems") or 0)
             w.max_rows = int(schema.get("maxItems", HARD_MAX_ROWS))
@@ -341,9 +378,10 @@ class Renderer:
         if choices is not None:
             w.options = [Option(html_value(v), label, _same(v, value)) for v, label in choices]
         w.text = html_value(value)
-        self._input_attrs(w, schema, ui, kind, widget)
         if widget in ("file", "photo", "signature"):
             self._file_attrs(w, ui, widget)
+        else:
+            self._input_attrs(w, schema, ui, kind, widget)
         if widget == "grid" and self.context.grid_choices is not None:
             w.options = [Option(code, label, code == value) for code, label in self.context.grid_choices]
         return w

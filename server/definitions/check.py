@@ -95,7 +95,40 @@ def schema_problems(schema: Any, file: str, at: tuple) -> list[Problem]:
         if "x-sensitive" in node and not isinstance(node["x-sensitive"], bool):
             problems.append(Problem(file, pointer(where + ("x-sensitive",)),
                                     "x-sensitive 应为 true 或 false"))
+    for where, ref in _recursive_refs(schema):
+        problems.append(Problem(file, pointer(at + where + ("$ref",)),
+                                f"引用 {ref} 构成循环：表单不能无限嵌套，请改为有限的几层"))
     return problems
+
+
+def _recursive_refs(schema: dict) -> list[tuple[tuple, str]]:
+    """Find local `$ref`s that lead back to a schema containing them (directly or through others)."""
+    def owner(path: tuple) -> tuple:
+        return path[:2] if len(path) >= 2 and path[0] in ("$defs", "definitions") else ()
+
+    edges: dict[tuple, list[tuple[tuple, tuple, str]]] = {}
+    found = []
+    for where, node in _walk(schema, ()):
+        ref = node.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#") or local_target(schema, ref) is MISSING:
+            continue
+        target = tuple(p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/") if p)
+        if where[:len(target)] == target:
+            found.append((where, ref))
+            continue
+        edges.setdefault(owner(where), []).append((owner(target), where, ref))
+    # a cycle among the $defs entries: follow the edges from each entry
+    for start in list(edges):
+        seen, stack = set(), [start]
+        while stack:
+            here = stack.pop()
+            for target, where, ref in edges.get(here, []):
+                if target == start and owner(where) == here and (where, ref) not in found:
+                    found.append((where, ref))
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+    return found
 
 
 SUBSCHEMA_KEYS = ("items", "additionalProperties", "not", "if", "then", "else", "contains",

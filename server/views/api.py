@@ -250,8 +250,20 @@ def upload():
                       [FieldError("/file", "请选择要上传的文件")])
     photo_only = request.args.get("kind") == "photo"
     limit = current_app.config["ATTACHMENT_MAX_BYTES"]
-    rows = [attachments.store(current_app.config["UPLOAD_DIR"], f.read(limit + 1), f.filename, g.person,
-                              photo_only, limit, current_app.config["PHOTO_MAX_PIXELS"]) for f in files]
+    rows, errors, refusals = [], [], []
+    for i, f in enumerate(files):
+        try:
+            rows.append(attachments.store(current_app.config["UPLOAD_DIR"], f.read(limit + 1), f.filename,
+                                          g.person, photo_only, limit, current_app.config["PHOTO_MAX_PIXELS"]))
+        except Refusal as exc:
+            refusals.append(exc)
+            errors.append(FieldError(f"/file/{i}", exc.message))
+    if len(refusals) == 1 and len(files) == 1:
+        raise refusals[0]
+    if errors:
+        stored = "；其余文件已保存" if rows else ""
+        raise Refusal(422, "invalid", f"有 {len(errors)} 个文件未能上传{stored}，请按提示处理后重新上传这些文件",
+                      errors)
     return {"items": [attachments.as_json(r) for r in rows]}, 201
 
 
