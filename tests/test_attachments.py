@@ -510,7 +510,8 @@ RESOURCE_REQUEST = {
 def test_a_photo_field_takes_images_only(client, people, filed):
     response = submit(client, people, "wgy", [filed["photo"], filed["pdf"]])
     assert response.status_code == 422
-    assert response.get_json()["errors"] == [{"path": "/photos/1", "message": "「现场照片」只能放照片，请删去其中的文件"}]
+    message = "「现场照片」只能放照片，请删去其中的文件"
+    assert response.get_json()["errors"] == [{"path": "/photos/1", "message": message}]
 
 
 ACCESS = [("wgy", "photo", 200), ("mate", "photo", 200), ("sec", "photo", 200), ("far", "photo", 404),
