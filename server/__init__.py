@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: settings, instance config, test overrides, modules, blueprints."""
     from . import db, errors_http, web
     from .config import settings_from_env
-    from .views import account, admin, api, fill, health, pages
+    from .views import account, admin, api, fill, health, pages, tasks
 
     settings = settings_from_env()
     instance_path = (test_config or {}).get("INSTANCE_PATH") or settings["INSTANCE_PATH"]
@@ -58,6 +58,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     web.csrf.exempt(api.bp)  # token-authenticated, no cookies
     app.register_blueprint(pages.bp)
     app.register_blueprint(fill.bp)
+    app.register_blueprint(tasks.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     return app

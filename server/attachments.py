@@ -192,9 +192,7 @@ def visible(scope: Scope, sha: str) -> Attachment | None:
     mine = Attachment.get_or_none((Attachment.sha256 == sha) & (Attachment.uploaded_by == scope.person.id))
     if mine is not None:
         return mine
-    condition = scope.condition(Submission.grid_path)
-    if condition is None:
-        return None
+    condition = scope.case_condition()
     seen = (CaseFile.select(CaseFile.id).join(Submission)
             .where((CaseFile.sha256 == sha) & condition).exists())
     if not seen:

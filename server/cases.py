@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import jsonpatch
 from peewee import JOIN, IntegrityError
 
-from . import attachments
+from . import attachments, store
 from .db import database, first, insert_row
 from .definitions.versions import compiled, sensitive_for
 from .errors import Refusal
@@ -104,13 +104,14 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
                                    payload={"form_version": version.version}))
             attachments.link(compiled(version), sid, result.data)
             Draft.delete().where((Draft.id == sid) & (Draft.person == person.id)).execute()
+            store.start_flow(Submission(**fields), version.definition, store.zone())
     except IntegrityError:
         # The id is taken: a retry, a double tap racing the first, or a conflict.
         existing = Submission.get_or_none(Submission.id == sid)
         if existing is None:
             raise
         return _replay(existing, person, fingerprint), False
-    return Submission(**fields), True
+    return Submission.get_by_id(sid), True
 
 
 MISSING_FILE = "「{title}」中的附件不存在或不是您上传的，请重新上传"
@@ -226,9 +227,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 def list_cases(scope: Scope, filters: Filters, limit: int, cursor: str | None = None
                ) -> tuple[list[Submission], str | None]:
     """Return a page of cases in the scope, newest first, and the cursor of the next page."""
-    where = scope.condition(Submission.grid_path)
-    if where is None:
-        return [], None
+    where = scope.case_condition()
     query = (Submission.select(Submission, Person)
              .join(Person, on=(Submission.created_by == Person.id)).where(where))
     if filters.form:
@@ -291,14 +290,19 @@ def case_json(case: Submission, tz: str, reveal: bool = False) -> dict:
     }
 
 
-def case_detail_json(case: Submission, tz: str, reveal: bool = False) -> dict:
+def case_detail_json(case: Submission, tz: str, reveal: bool = False, viewer: int | None = None) -> dict:
     """Describe one case with its tasks and full history (masked like its data unless `reveal`)."""
+    from .inbox import case_tasks
+
     events = (Event.select(Event, Person).join(Person, on=(Event.actor == Person.id),
                                                join_type=JOIN.LEFT_OUTER)
               .where(Event.submission == case).order_by(Event.id))
     paths = () if reveal else sensitive_for(case.form_version_id)
+    events = list(events)
+    names = _usernames(events)
     body = case_json(case, tz, reveal)
-    body["tasks"] = []
+    body["outcome"] = case.outcome
+    body["tasks"] = case_tasks(case, viewer, tz) if viewer is not None else []
     body["history"] = [
         {
             "at": iso(e.at, tz),
@@ -310,10 +314,46 @@ def case_detail_json(case: Submission, tz: str, reveal: bool = False) -> dict:
             "to_status": e.to_status,
             "revision": e.revision,
             "diff": mask_patch(e.diff, paths),
+            **_flow_details(e, names),
         }
         for e in events
     ]
     return body
+
+
+FLOW_DETAILS = ("task", "action", "title", "to", "outcome", "reason", "note", "people", "assignees", "due_at",
+                "signer", "position", "item", "form", "case", "level", "errors")
+
+
+PEOPLE_DETAILS = ("people", "assignees", "to", "signer")
+
+
+def _usernames(events: list) -> dict[int, str]:
+    """The usernames of the people flow events name by id."""
+    ids: set[int] = set()
+    for e in events:
+        for key in PEOPLE_DETAILS:
+            value = (e.payload or {}).get(key)
+            values = value if isinstance(value, list) else [value]
+            ids |= {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
+    if not ids:
+        return {}
+    return {p.id: p.username for p in Person.select(Person.id, Person.username).where(Person.id.in_(ids))}
+
+
+def _flow_details(event: Event, names: dict[int, str]) -> dict:
+    """What a flow event adds to the history: which task, which action, to whom, with which step data."""
+    payload = event.payload or {}
+    out = {k: payload[k] for k in FLOW_DETAILS if k in payload}
+    for key in PEOPLE_DETAILS:
+        value = out.get(key)
+        if isinstance(value, list):
+            out[key] = [names.get(v, v) if isinstance(v, int) else v for v in value]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[key] = names.get(value, value)
+    if payload.get("data"):
+        out["data"] = payload["data"]
+    return out
 
 
 def grid_json(node: GridNode) -> dict:

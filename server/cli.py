@@ -122,6 +122,32 @@ def demo(password):
     print_logins(result, password)
 
 
+@main.command("sweep")
+@click.option("--now", "now_text", default=None, help="Pretend it is this time (ISO 8601), e.g. to test deadlines.")
+def sweep(now_text):
+    """Apply passed deadlines: mark overdue tasks, remind, escalate (safe to run from several processes)."""
+    from datetime import datetime
+
+    from .models import utcnow
+    from .store import sweep as run_sweep
+
+    now = utcnow()
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise click.ClickException(f"--now 须为 ISO 8601 时间，如 2026-10-09T09:00:00+08:00：{now_text}") from None
+        if now.tzinfo is None:
+            raise click.ClickException("--now 须带时区，如 2026-10-09T09:00:00+08:00")
+    total = 0
+    while True:
+        changed = run_sweep(current_app.config["TIMEZONE"], now)
+        total += changed
+        if changed == 0:
+            break
+    click.echo(f"已处理 {total} 个案件的到期事项")
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -129,6 +155,9 @@ def demo(password):
 def serve(host, port, debug):
     """Serve the application (gunicorn; the development server with --debug)."""
     if debug:
+        from .store import start_timer
+
+        start_timer(current_app._get_current_object())
         current_app.run(host=host, port=port, debug=True)
         return
     from .serving import serve_gunicorn

@@ -63,6 +63,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest side of a stored photo, in pixels; larger photos are scaled down.", int,
     ),
     Setting(
+        "GRIDFLOW_SWEEP_SECONDS", "SWEEP_SECONDS", 60,
+        "Seconds between deadline sweeps inside each server process; 0 turns the timer off.", int,
+    ),
+    Setting(
         "GRIDFLOW_DEFINITIONS", "DEFINITIONS", "forms:flows",
         "Folders `gridflow load` reads when given no path, separated by `:`.",
     ),

@@ -199,6 +199,9 @@ class Submission(BaseModel):
     search_text = TextField(default="")
     request_hash = CharField(max_length=64)
     revision = IntegerField(default=1)
+    flow_version = ForeignKeyField(FlowVersion, null=True, on_delete="RESTRICT")
+    flow_state = Json(null=True)
+    outcome = CharField(max_length=32, null=True)
     created_by = ForeignKeyField(Person, backref="submissions", on_delete="RESTRICT")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -259,6 +262,70 @@ class CaseFile(BaseModel):
         indexes = ((("submission", "sha256"), True),)
 
 
+class Task(BaseModel):
+    """A step of a case waiting for people (or done): mirrors the open tasks of the flow state."""
+
+    submission = ForeignKeyField(Submission, backref="tasks", on_delete="CASCADE")
+    key = CharField(max_length=16)
+    node = CharField(max_length=64)
+    title = CharField(max_length=128)
+    mode = CharField(max_length=16, default="any")
+    state = CharField(max_length=16, default="open")  # open, done, returned, cancelled
+    form = CharField(max_length=64)
+    grid_path = CharField(max_length=1024)
+    item = Json(null=True)
+    due_at = DateTimeField(null=True)
+    overdue = BooleanField(default=False)
+    escalations = IntegerField(default=0)
+    urged_at = DateTimeField(null=True)
+    opened_at = DateTimeField(default=utcnow)
+    closed_at = DateTimeField(null=True)
+    closed_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    action = CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = (
+            (("submission", "key"), True),
+            (("state", "due_at"), False),
+        )
+
+
+class TaskAssignee(BaseModel):
+    """Who a task waits for now (active), and who acted on it: the inbox reads this table."""
+
+    task = ForeignKeyField(Task, backref="assignees", on_delete="CASCADE")
+    person = ForeignKeyField(Person, on_delete="CASCADE")
+    active = BooleanField(default=True)
+    acted_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("task", "person"), True),
+            (("person", "active"), False),
+        )
+
+
+class CcEntry(BaseModel):
+    """A copy of a case sent to a person by a `cc` node (抄送), shown in their inbox."""
+
+    submission = ForeignKeyField(Submission, on_delete="CASCADE")
+    person = ForeignKeyField(Person, on_delete="CASCADE")
+    node = CharField(max_length=64)
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("person", "at"), False),)
+
+
+class CaseLink(BaseModel):
+    """Two linked cases, e.g. a door-knocking visit and the incident it reported (`spawn`)."""
+
+    source = ForeignKeyField(Submission, backref="links_out", on_delete="CASCADE")
+    target = ForeignKeyField(Submission, backref="links_in", on_delete="CASCADE")
+    kind = CharField(max_length=32, default="spawned")
+    node = CharField(max_length=64, null=True)
+
+
 class Draft(BaseModel):
     """A form being filled: saved as the person types, made a submission (same id) on submit."""
 
@@ -277,5 +344,6 @@ class Draft(BaseModel):
 
 MODELS = (
     Level, Role, Department, GridNode, Person, Membership, LoginFailure, AuditEntry, ApiToken,
-    Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment, CaseFile, Draft,
+    Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment, CaseFile, Task, TaskAssignee, CcEntry,
+    CaseLink, Draft,
 )

@@ -99,9 +99,33 @@ SCHEMAS = {
     "Case": {
         "allOf": [_ref("Submission"), {
             "type": "object",
-            "properties": {"tasks": {"type": "array", "items": {"type": "object"}},
-                           "history": {"type": "array", "items": _ref("Event")}},
+            "properties": {"tasks": {"type": "array", "items": _ref("Task")},
+                           "history": {"type": "array", "items": _ref("Event")},
+                           "outcome": {"type": ["string", "null"]}},
         }],
+    },
+    "Task": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "case": {"type": "string"}, "form": {"type": "string"},
+            "grid": {"type": "string"}, "node": {"type": "string"}, "title": {"type": "string"},
+            "state": {"enum": ["open", "done", "returned", "cancelled"]}, "mode": {"enum": ["any", "all", "sequence"]},
+            "assignees": {"type": "array", "items": {"type": "string"}, "description": "Usernames it waits for now."},
+            "due_at": {"type": ["string", "null"]}, "overdue": {"type": "boolean"},
+            "actions": {"type": "array", "description": "What the caller may do now.", "items": {
+                "type": "object", "properties": {"key": {"type": "string"}, "title": {"type": "string"},
+                                                 "schema": {"type": "object"}, "operation": {"type": "boolean"}}}},
+        },
+    },
+    "Action": {
+        "type": "object", "required": ["action"],
+        "properties": {
+            "action": {"type": "string", "description": "A key from the task's `actions`."},
+            "data": {"type": "object", "description": "The step form's data, when the action has one."},
+            "comment": {"type": "string"},
+            "to": {"description": "transfer: a username; add_signer: {person, position}; return: "
+                                  "`submitter` or a step already passed."},
+        },
     },
     "Grid": {
         "type": "object",
@@ -179,6 +203,36 @@ PATHS = {
                           **BODY_ERRORS, **AUTH_ERRORS},
         },
     },
+    "/api/v1/tasks": {"get": {
+        "summary": "The caller's tasks",
+        "parameters": [_query("state", "open (default) or done", {"enum": ["open", "done"]}),
+                       _query("overdue", "1: overdue only"), _query("limit", "Page size, 1–200", {"type": "integer"}),
+                       _query("offset", "Items to skip", {"type": "integer"})],
+        "responses": {"200": _json({"type": "object", "properties": {
+            "items": {"type": "array", "items": _ref("Task")}}}, "The tasks"), "422": _error("Bad filter"),
+            **AUTH_ERRORS},
+    }},
+    "/api/v1/tasks/{id}/actions": {"post": {
+        "summary": "Act on a task: one of its actions, or return / transfer / add_signer / escalate / comment",
+        "parameters": [_path("id", "Task id")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Action")}}},
+        "responses": {"200": _json(_ref("Case"), "The case after the action"),
+                      "403": _error("Not assigned to the caller"), "404": _error("Unknown, or outside the scope"),
+                      "409": _error("Already acted on, or the case changed meanwhile"),
+                      "422": _error("Bad action, step data or comment"), **BODY_ERRORS, **AUTH_ERRORS},
+    }},
+    "/api/v1/submissions/{id}/actions": {"post": {
+        "summary": "Act on a case: withdraw (the submitter), comment, urge a task, reopen a closed case",
+        "parameters": [_path("id", "Submission id")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"],
+            "properties": {"action": {"enum": ["withdraw", "comment", "urge", "reopen"]},
+                           "comment": {"type": "string"}, "task": {"type": "integer"}, "to": {"type": "string"}}}}}},
+        "responses": {"200": _json(_ref("Case"), "The case after the action"),
+                      "403": _error("Not allowed for the caller"), "404": _error("Unknown, or outside the scope"),
+                      "409": _error("Not possible in the case's state"), "429": _error("Urged too recently"),
+                      "422": _error("Bad action"), **BODY_ERRORS, **AUTH_ERRORS},
+    }},
     "/api/v1/attachments": {"post": {
         "summary": "Upload files (photos are re-encoded without metadata); use the ids in `attachment` fields",
         "parameters": [_query("kind", "`photo`: accept images only", {"type": "string", "enum": ["photo"]})],

@@ -238,6 +238,7 @@ class Context:
     hidden: set = field(default_factory=set)
     grid_choices: list[tuple[str, str]] | None = None
     readonly: bool = False
+    first_drawing: bool = True  # ui:autofocus only when the page opens, never on a redraw
 
 
 class Renderer:
@@ -256,7 +257,8 @@ class Renderer:
         root = self._object(self.form.resolve(self.form.schema), self.form.ui, (), data, required=True)
         root.title = self.form.ui.get("ui:title") or self.form.schema.get("title") or ""
         first = next((w for w in root.walk() if w.error and w.name), None)
-        wanted = first or (None if self.context.readonly else next((w for w in root.walk() if w.autofocus), None))
+        asked = not self.context.readonly and self.context.first_drawing
+        wanted = first or (next((w for w in root.walk() if w.autofocus), None) if asked else None)
         for w in root.walk():
             w.autofocus = w is wanted
         return root

@@ -96,9 +96,31 @@ class Scope:
         """Return the department units the person staffs, as (department key, node path)."""
         return [(g.department, g.path) for g in self.grants if g.department]
 
+    def case_condition(self) -> Expression:
+        """Return a condition on cases limiting them to what the person may see.
+
+        A case is visible when it lies in one of the person's subtrees, or when it was put in
+        their hands: a task of theirs (department staff serving the case, a fallback, a transfer,
+        a signer) or a copy (抄送) sent to them.
+        """
+        from .models import CcEntry, Submission, Task, TaskAssignee
+
+        mine = (Submission.id.in_(Task.select(Task.submission).join(TaskAssignee)
+                                  .where(TaskAssignee.person == self.person.id))
+                | Submission.id.in_(CcEntry.select(CcEntry.submission).where(CcEntry.person == self.person.id)))
+        subtree = _any_subtree(Submission.grid_path, self.paths)
+        return mine if subtree is None else subtree | mine
+
     def can_see_submission(self, submission) -> bool:
-        """Tell whether a case lies in the scope."""
-        return self.covers(submission.grid_path)
+        """Tell whether a case lies in the scope, or was put in the person's hands (a task, a copy)."""
+        if self.covers(submission.grid_path):
+            return True
+        from .models import CcEntry, Task, TaskAssignee
+
+        return (Task.select().join(TaskAssignee).where((Task.submission == submission.id)
+                                                       & (TaskAssignee.person == self.person.id)).exists()
+                or CcEntry.select().where((CcEntry.submission == submission.id)
+                                          & (CcEntry.person == self.person.id)).exists())
 
     def can_submit_at(self, node: GridNode) -> bool:
         """Tell whether the person may file a form for a grid node."""

@@ -18,8 +18,11 @@ class GunicornApp(BaseApplication):
 
     def load(self):
         from . import create_app
+        from .store import start_timer
 
-        return create_app()
+        app = create_app()
+        start_timer(app)
+        return app
 
 
 def serve_gunicorn(host: str, port: int, workers: int, threads: int) -> None:

@@ -51,7 +51,7 @@ def init_app(app) -> None:
 
 # Endpoints that accept larger bodies than MAX_CONTENT_LENGTH, in bytes.
 UPLOAD_LIMITS = {"admin.import_upload": 20_000_000, "fill.submit": 100_000_000, "fill.upload": 100_000_000,
-                 "api.upload": 100_000_000}
+                 "tasks.act": 100_000_000, "tasks.act_upload": 100_000_000, "api.upload": 100_000_000}
 
 
 def _upload_limits() -> None:

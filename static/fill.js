@@ -52,7 +52,41 @@
   }
 
   /* A copy of the current form in the browser, on every keystroke. */
-  document.addEventListener("input", function (e) { if (e.target.form === form()) keep(form()); });
+  var typed = {}, typing = false;
+  document.addEventListener("input", function (e) {
+    if (e.target.form !== form()) return;
+    keep(form());
+    if (typing && e.target.name) typed[e.target.name] = true;
+  });
+
+  /* Text typed while a redraw of the whole form is on its way is put back into the new form. */
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var target = e.detail.target;
+    if (target && target.id === "fill" && e.detail.elt !== form()) { typed = {}; typing = true; }
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (!e.detail.target || e.detail.target.id !== "fill") return;
+    typing = false;
+    var keepValues = {};
+    Object.keys(typed).forEach(function (name) {
+      var field = form().querySelector('[name="' + CSS.escape(name) + '"]');
+      if (field && (field.tagName === "TEXTAREA" || (field.tagName === "INPUT" && !/^(radio|checkbox|file|hidden)$/.test(field.type)))) {
+        keepValues[name] = field.value;
+      }
+    });
+    document.documentElement.dataset.keep = JSON.stringify(keepValues);
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var saved = document.documentElement.dataset.keep;
+    if (!saved || !e.detail.target || (e.detail.target.id !== "fill" && e.detail.elt.id !== "fill")) return;
+    delete document.documentElement.dataset.keep;
+    var values = JSON.parse(saved), f = form();
+    Object.keys(values).forEach(function (name) {
+      var field = f && f.querySelector('[name="' + CSS.escape(name) + '"]');
+      if (field) field.value = values[name];
+    });
+    if (Object.keys(values).length) keep(f);
+  });
   document.addEventListener("change", function (e) { if (e.target.form === form()) keep(form()); });
 
   /* Submit and autosave: remember when each started; after a failure, say so and try again. */

@@ -100,7 +100,7 @@ def test_list_item_is_the_submission_json(client, people, form):
     case = file("wgy", "G1", at=datetime(2026, 3, 1, 16, 30))
     [item] = listing(client, people, "wgy")["items"]
     assert item == {
-        "id": case.id, "form": "test_visit", "version": 1, "grid": "G1", "status": "submitted",
+        "id": case.id, "form": "test_visit", "version": 1, "grid": "G1", "status": "in_progress",
         "data": VALID, "created_by": "wgy", "created_at": "2026-03-02T00:30:00+08:00",
         "updated_at": "2026-03-02T00:30:00+08:00", "revision": 1,
     }
@@ -153,7 +153,7 @@ def test_filter_by_status(client, people, form):
     open_ = file("wgy", "G1")
     closed = file("wgy", "G1")
     Submission.update(status="closed").where(Submission.id == closed.id).execute()
-    assert ids(listing(client, people, status="submitted")) == [open_.id]
+    assert ids(listing(client, people, status="in_progress")) == [open_.id]
     assert ids(listing(client, people, status="closed")) == [closed.id]
     assert ids(listing(client, people, status="rejected")) == []
 
@@ -309,9 +309,15 @@ def test_case_shows_data_version_and_history(client, people, form):
     assert response.status_code == 200
     body = response.get_json()
     assert (body["id"], body["form"], body["version"], body["grid"]) == (case.id, "test_visit", 1, "G1")
-    assert body["data"] == VALID and body["revision"] == 1 and body["tasks"] == []
-    [event] = body["history"]
+    assert body["data"] == VALID and body["revision"] == 1
+    # its flow started: 社区审核 waits for sq, who may act on it
+    [task] = body["tasks"]
+    assert (task["node"], task["title"], task["state"], task["assignees"]) == ("review", "社区审核", "open", ["sq"])
+    assert [a["key"] for a in task["actions"] if not a.get("operation")] == ["approve"]
+    event, opened = body["history"]
     assert event["kind"] == "submitted" and event["actor"] == "wgy" and event["to_status"] == "submitted"
+    assert (opened["kind"], opened["node"], opened["assignees"], opened["to_status"]) == (
+        "task_opened", "review", ["sq"], "in_progress")
     assert event["revision"] == 1
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+08:00", event["at"])
 
@@ -322,8 +328,8 @@ def test_case_history_grows_with_an_edit(client, people, form):
                                                                  "revision": 1}, headers=people.headers("wgy"))
     assert edited.status_code == 200
     body = client.get(f"/api/v1/submissions/{case.id}", headers=people.headers("wgy")).get_json()
-    assert [e["kind"] for e in body["history"]] == ["submitted", "edited"]
-    assert body["history"][1]["diff"] == [{"op": "replace", "path": "/household", "value": "张君宝"}]
+    assert [e["kind"] for e in body["history"]] == ["submitted", "task_opened", "edited"]
+    assert body["history"][2]["diff"] == [{"op": "replace", "path": "/household", "value": "张君宝"}]
 
 
 @pytest.mark.parametrize("user", ["xi", "wgy2"])  # another district; the neighbouring grid

@@ -27,9 +27,9 @@ def test_valid_submission_is_created_with_its_first_event(client, people, form):
     assert response.status_code == 201
     body = response.get_json()
     assert body["form"] == "test_visit" and body["version"] == 1 and body["grid"] == "G1"
-    assert body["status"] == "submitted" and body["revision"] == 1 and body["created_by"] == "wgy"
+    assert body["status"] == "in_progress" and body["revision"] == 1 and body["created_by"] == "wgy"
     assert response.headers["Location"] == f"/api/v1/submissions/{body['id']}"
-    assert [e.kind for e in Event.select().where(Event.submission == body["id"])] == ["submitted"]
+    assert [e.kind for e in Event.select().where(Event.submission == body["id"])] == ["submitted", "task_opened"]
 
 
 def test_same_id_and_data_again_stores_nothing_new(client, people, form):
@@ -38,7 +38,8 @@ def test_same_id_and_data_again_stores_nothing_new(client, people, form):
     again = post(client, people, {"id": sid, "grid": "G1", "data": VALID})
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.get_json()["id"] == sid
-    assert Submission.select().count() == 1 and Event.select().count() == 1
+    assert Submission.select().count() == 1
+    assert [e.kind for e in Event.select()] == ["submitted", "task_opened"]  # filed and started once
 
 
 def test_same_id_with_other_data_is_a_conflict(client, people, form):

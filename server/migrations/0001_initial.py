@@ -104,6 +104,31 @@ def up(migrator, db):
             table_name = 'grid_node'
     db.create_tables([GridNode])
 
+    class Flow(Model):
+        key = CharField(unique=True, max_length=64)
+        title = CharField(max_length=128)
+        created_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'flow'
+    db.create_tables([Flow])
+
+    class FlowVersion(Model):
+        flow = ForeignKeyField(Flow, on_delete='CASCADE')
+        version = IntegerField()
+        content_hash = CharField(max_length=64)
+        definition = JSONField()
+        source = CharField(null=True, max_length=512)
+        created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        created_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'flow_version'
+            indexes = ((('flow', 'version'), True),)
+    db.create_tables([FlowVersion])
+
     class Submission(Model):
         id = CharField(primary_key=True, max_length=36)
         form = CharField(max_length=64)
@@ -118,6 +143,9 @@ def up(migrator, db):
         search_text = TextField(default='')
         request_hash = CharField(max_length=64)
         revision = IntegerField(default=1)
+        flow_version = ForeignKeyField(FlowVersion, null=True, on_delete='RESTRICT')
+        flow_state = JSONField(null=True)
+        outcome = CharField(null=True, max_length=32)
         created_by = ForeignKeyField(Person, on_delete='RESTRICT')
         created_at = DateTimeField()
         updated_at = DateTimeField()
@@ -138,6 +166,29 @@ def up(migrator, db):
             table_name = 'case_file'
             indexes = ((('submission', 'sha256'), True),)
     db.create_tables([CaseFile])
+
+    class CaseLink(Model):
+        source = ForeignKeyField(Submission, on_delete='CASCADE')
+        target = ForeignKeyField(Submission, on_delete='CASCADE')
+        kind = CharField(max_length=32, default='spawned')
+        node = CharField(null=True, max_length=64)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'case_link'
+    db.create_tables([CaseLink])
+
+    class CcEntry(Model):
+        submission = ForeignKeyField(Submission, on_delete='CASCADE')
+        person = ForeignKeyField(Person, on_delete='CASCADE')
+        node = CharField(max_length=64)
+        at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'cc_entry'
+            indexes = ((('person', 'at'), False),)
+    db.create_tables([CcEntry])
 
     class Department(Model):
         key = CharField(primary_key=True, max_length=32)
@@ -182,31 +233,6 @@ def up(migrator, db):
             table_name = 'event'
             indexes = ((('submission', 'id'), False),)
     db.create_tables([Event])
-
-    class Flow(Model):
-        key = CharField(unique=True, max_length=64)
-        title = CharField(max_length=128)
-        created_at = DateTimeField()
-        class Meta:
-            legacy_table_names = False
-            database = db
-            table_name = 'flow'
-    db.create_tables([Flow])
-
-    class FlowVersion(Model):
-        flow = ForeignKeyField(Flow, on_delete='CASCADE')
-        version = IntegerField()
-        content_hash = CharField(max_length=64)
-        definition = JSONField()
-        source = CharField(null=True, max_length=512)
-        created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
-        created_at = DateTimeField()
-        class Meta:
-            legacy_table_names = False
-            database = db
-            table_name = 'flow_version'
-            indexes = ((('flow', 'version'), True),)
-    db.create_tables([FlowVersion])
 
     class Level(Model):
         key = CharField(primary_key=True, max_length=32)
@@ -253,19 +279,60 @@ def up(migrator, db):
             table_name = 'role'
     db.create_tables([Role])
 
+    class Task(Model):
+        submission = ForeignKeyField(Submission, on_delete='CASCADE')
+        key = CharField(max_length=16)
+        node = CharField(max_length=64)
+        title = CharField(max_length=128)
+        mode = CharField(max_length=16, default='any')
+        state = CharField(max_length=16, default='open')
+        form = CharField(max_length=64)
+        grid_path = CharField(max_length=1024)
+        item = JSONField(null=True)
+        due_at = DateTimeField(null=True)
+        overdue = BooleanField(default=False)
+        escalations = IntegerField(default=0)
+        urged_at = DateTimeField(null=True)
+        opened_at = DateTimeField()
+        closed_at = DateTimeField(null=True)
+        closed_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        action = CharField(null=True, max_length=64)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'task'
+            indexes = ((('submission', 'key'), True), (('state', 'due_at'), False))
+    db.create_tables([Task])
+
+    class TaskAssignee(Model):
+        task = ForeignKeyField(Task, on_delete='CASCADE')
+        person = ForeignKeyField(Person, on_delete='CASCADE')
+        active = BooleanField(default=True)
+        acted_at = DateTimeField(null=True)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'task_assignee'
+            indexes = ((('task', 'person'), True), (('person', 'active'), False))
+    db.create_tables([TaskAssignee])
+
 
 def down(migrator, db):
+    migrator.migrate(migrator.drop_table('task_assignee'))
+    migrator.migrate(migrator.drop_table('task'))
     migrator.migrate(migrator.drop_table('role'))
     migrator.migrate(migrator.drop_table('membership'))
     migrator.migrate(migrator.drop_table('login_failure'))
     migrator.migrate(migrator.drop_table('level'))
-    migrator.migrate(migrator.drop_table('flow_version'))
-    migrator.migrate(migrator.drop_table('flow'))
     migrator.migrate(migrator.drop_table('event'))
     migrator.migrate(migrator.drop_table('draft'))
     migrator.migrate(migrator.drop_table('department'))
+    migrator.migrate(migrator.drop_table('cc_entry'))
+    migrator.migrate(migrator.drop_table('case_link'))
     migrator.migrate(migrator.drop_table('case_file'))
     migrator.migrate(migrator.drop_table('submission'))
+    migrator.migrate(migrator.drop_table('flow_version'))
+    migrator.migrate(migrator.drop_table('flow'))
     migrator.migrate(migrator.drop_table('grid_node'))
     migrator.migrate(migrator.drop_table('form_version'))
     migrator.migrate(migrator.drop_table('form'))

@@ -7,11 +7,11 @@ from datetime import date
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .. import attachments, cases
+from .. import attachments, cases, inbox, store
 from ..definitions.versions import latest_form, latest_forms
 from ..errors import Refusal
 from ..grids import node_by_code
-from ..models import GridNode, Submission
+from ..models import GridNode, Submission, Task, TaskAssignee
 from ..openapi import openapi_document
 from ..scope import scope_for_token
 from ..validation import FieldError
@@ -219,7 +219,7 @@ def submission(sid: str):
     reveal = g.scope.sees_sensitive_at(case.grid_path)
     if reveal:
         cases.log_full_view(g.person, case, "api")
-    return cases.case_detail_json(case, _tz(), reveal)
+    return cases.case_detail_json(case, _tz(), reveal, viewer=g.person.id)
 
 
 @bp.put("/submissions/<sid>")
@@ -237,6 +237,76 @@ def edit_submission(sid: str):
     reveal = g.scope.sees_sensitive_at(case.grid_path)
     case = cases.edit(g.person, case, data, body.get("revision"), revealed=reveal)
     return cases.case_json(case, _tz(), reveal)
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+@bp.get("/tasks")
+def tasks():
+    """The caller's tasks: `state=open` (default) or `done`; `overdue=1` for the overdue ones only."""
+    which = request.args.get("state", "open")
+    if which not in ("open", "done"):
+        raise Refusal(422, "invalid", "state 只能是 open 或 done", [FieldError("/state", "state 只能是 open 或 done")])
+    if request.args.get("overdue") in ("1", "true"):
+        which = "overdue" if which == "open" else which
+    rows = inbox.inbox(g.person.id, which, limit=_limit(), offset=request.args.get("offset", 0, type=int))
+    return {"items": inbox.tasks_json(rows, g.person.id, _tz())}
+
+
+@bp.post("/tasks/<int:task_id>/actions")
+def task_action(task_id: int):
+    """Act on a task: one of its actions, or return / transfer / add_signer / escalate / comment."""
+    task = Task.get_or_none(Task.id == task_id)
+    case = Submission.get_or_none(Submission.id == task.submission_id) if task else None
+    if case is None or not g.scope.can_see_submission(case):
+        raise Refusal(404, "not_found", "找不到这一步，或它不在您的管辖范围内")
+    body = json_body()
+    _unknown_keys(body, {"action", "data", "comment", "to"})
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise Refusal(422, "invalid", "须提供操作 action", [FieldError("/action", "须提供操作 action")])
+    if task.state != "open":
+        raise Refusal(409, "task_closed", "这一步已经办理或已被收回，请刷新后查看最新情况")
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise Refusal(422, "invalid", "意见 comment 须为文字", [FieldError("/comment", "意见 comment 须为文字")])
+    case = store.act(g.person, case, action, _tz(), task=task, data=body.get("data"), comment=comment,
+                     to=body.get("to"))
+    reveal = g.scope.sees_sensitive_at(case.grid_path)
+    return cases.case_detail_json(case, _tz(), reveal, viewer=g.person.id)
+
+
+CASE_ACTIONS = {"withdraw", "comment", "urge", "reopen"}
+
+
+@bp.post("/submissions/<sid>/actions")
+def case_action(sid: str):
+    """Act on a case as a whole: withdraw (the submitter), comment, urge a task, reopen a closed case."""
+    case = _visible_case(sid)
+    body = json_body()
+    _unknown_keys(body, {"action", "comment", "task", "to"})
+    action = body.get("action")
+    if action not in CASE_ACTIONS:
+        message = "action 只能是 " + "、".join(sorted(CASE_ACTIONS))
+        raise Refusal(422, "invalid", message, [FieldError("/action", message)])
+    task = None
+    if action == "urge":
+        task = Task.get_or_none((Task.id == body.get("task")) & (Task.submission == case.id)) \
+            if isinstance(body.get("task"), int) else None
+        if task is None or task.state != "open":
+            raise Refusal(422, "invalid", "请指明要催办的、尚未办理的一步 task",
+                          [FieldError("/task", "请指明要催办的、尚未办理的一步 task")])
+    if action == "reopen" and not (g.scope.is_admin_at(case.grid_path) or _acted_on(case)):
+        raise Refusal(403, "forbidden", "只有办理过这个案件的人或管理员可以重新办理")
+    comment = body.get("comment") if isinstance(body.get("comment"), str) else None
+    case = store.act(g.person, case, action, _tz(), task=task, comment=comment, to=body.get("to"))
+    reveal = g.scope.sees_sensitive_at(case.grid_path)
+    return cases.case_detail_json(case, _tz(), reveal, viewer=g.person.id)
+
+
+def _acted_on(case: Submission) -> bool:
+    return (TaskAssignee.select().join(Task).where((Task.submission == case.id)
+                                                   & (TaskAssignee.person == g.person.id)).exists())
 
 
 # -- attachments ------------------------------------------------------------------------------

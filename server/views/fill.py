@@ -18,14 +18,14 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from .. import attachments, cases
+from .. import attachments, cases, inbox
 from ..db import database
 from ..definitions.versions import compiled, form_version, latest_form, latest_forms
 from ..errors import Refusal
 from ..formdata import apply_op, from_post
 from ..grids import node_by_code
 from ..masking import mask_data
-from ..models import Draft, FormVersion, GridNode, Submission, utcnow
+from ..models import Attachment, Draft, FlowVersion, FormVersion, GridNode, Submission, utcnow
 from ..rendering import Context, Renderer, defaults
 from ..web import login_required
 
@@ -35,23 +35,52 @@ STATUS_LABELS = {"submitted": _l("已提交"), "in_progress": _l("办理中"), "
                  "closed": _l("已办结"), "withdrawn": _l("已撤回"), "rejected": _l("未通过")}
 
 
+GRID_CHOICES = 300  # more nodes than this in scope: the grid picker searches instead of listing
+PAGE = 30
+
+
+def urls_for(version: FormVersion) -> dict[str, str]:
+    """Where a fill page's widgets post: redraw, check, upload, autosave, grid search."""
+    key = version.form.key
+    return {"submit": url_for("fill.submit", key=key), "render": url_for("fill.render", key=key),
+            "check": url_for("fill.check", key=key), "upload": url_for("fill.upload", key=key),
+            "draft": url_for("fill.save_draft", key=key), "grids": url_for("fill.pick_grid"), "target": "#fill"}
+
+
 @bp.app_context_processor
 def helpers():
     """Give templates the fill URLs of a form version and the Chinese name of a case status."""
 
-    def urls(version: FormVersion) -> dict[str, str]:
-        key = version.form.key
-        return {"submit": url_for("fill.submit", key=key), "render": url_for("fill.render", key=key),
-                "check": url_for("fill.check", key=key), "upload": url_for("fill.upload", key=key),
-                "draft": url_for("fill.save_draft", key=key), "grids": url_for("fill.pick_grid")}
-
     def status_label(status: str) -> str:
         return str(STATUS_LABELS.get(status, status))
 
-    return {"urls": urls, "status_label": status_label}
+    def outcome_label(outcome: str) -> str:
+        return str(inbox.OUTCOMES.get(outcome, outcome))
 
-GRID_CHOICES = 300  # more nodes than this in scope: the grid picker searches instead of listing
-PAGE = 30
+    return {"urls": urls_for, "status_label": status_label, "outcome_label": outcome_label,
+            "people_names": people_names, "department_label": department_label}
+
+
+def people_names(usernames: list[str]) -> str:
+    """Names of people by username, joined for reading (the username when someone is unknown)."""
+    from ..models import Person
+
+    names = {p.username: p.name for p in Person.select(Person.username, Person.name)
+             .where(Person.username.in_(usernames))} if usernames else {}
+    return _("、").join(names.get(u, u) for u in usernames) or _("（无）")
+
+
+def department_label(key) -> str:
+    """A department's Chinese name (the key when it is not configured)."""
+    from ..grids import department_names
+
+    return department_names().get(key, str(key))
+
+
+@bp.app_template_global()
+def file_info(sha: str):
+    """An attachment's name and type, for widgets (a global: macros are imported without context)."""
+    return Attachment.select().where(Attachment.sha256 == sha).order_by(Attachment.id).first()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -138,17 +167,30 @@ def _add_file(form, data: dict, where: str, sha: str) -> None:
 
 
 def _page(version: FormVersion, data: dict, *, sid: str, grid: str | None, errors=None, message=None,
-          status=200, fragment=False, saved_at=None):
+          status=200, fragment=False, saved_at=None, focus=None):
     form = compiled(version)
     choices = grid_choices()
-    context = Context(errors=errors or {}, grid_choices=choices)
+    context = Context(errors=errors or {}, grid_choices=choices, first_drawing=not fragment)
     tree = Renderer(form, context).tree(data)
+    focus_row(tree, focus)
     shown = [w.name for w in tree.walk() if w.conditional]
     args = dict(version=version, definition=version.definition, tree=tree, sid=sid, grid=grid,
                 grids=choices, shown=",".join(shown), message=message, saved_at=saved_at,
                 grid_error=(errors or {}).get("/_grid"))
     template = "fill/_form.html" if fragment else "fill/new.html"
     return render_template(template, **args), status
+
+
+def focus_row(tree, repeat_name: str | None) -> None:
+    """Put the focus on the first field of a repeat's last row (the row just added)."""
+    repeat = tree.find(repeat_name) if repeat_name else None
+    if repeat is None or not repeat.children:
+        return
+    first = next((w for w in repeat.children[-1].walk() if w.name and not w.children
+                  and w.widget not in ("group", "geolocation", "repeat")), None)
+    if first is not None:
+        for w in tree.walk():
+            w.autofocus = w is first
 
 
 def _grid_label(code: str | None) -> str:
@@ -199,7 +241,7 @@ def submit(key: str):
         if op != "render":
             data = apply_op(data, op, form)
         _save_draft(version, sid, grid, data)
-        return _page(version, data, sid=sid, grid=grid, fragment=htmx)
+        return _page(version, data, sid=sid, grid=grid, fragment=htmx, focus=_added_row(op))
     result = form.validate(data)
     errors = _error_map(converted.errors + result.errors)
     for where, message in problems:
@@ -260,7 +302,12 @@ def render(key: str):
     if op and op != "render":
         data = apply_op(data, op, form)
     grid = (request.form.get("_grid") or "").strip().upper() or None
-    return _page(version, data, sid=_sid(), grid=grid, fragment=True)
+    return _page(version, data, sid=_sid(), grid=grid, fragment=True, focus=_added_row(op))
+
+
+def _added_row(op: str | None) -> str | None:
+    """After "add a row", the repeat whose new (last) row takes the focus."""
+    return op[len("add:"):] if op and op.startswith("add:") else None
 
 
 @bp.post("/forms/<key>/check")
@@ -268,7 +315,11 @@ def render(key: str):
 def check(key: str):
     """Check one field as the person leaves it, and redraw it with its message (or none)."""
     version = _version(key)
-    form = compiled(version)
+    return check_field(compiled(version), urls_for(version))
+
+
+def check_field(form, u: dict):
+    """Redraw the posted field `_field` of a form with its own error, if any (fill pages and step forms)."""
     name = request.form.get("_field", "")
     converted = from_post(form, _posted_pairs(), keep_empty=True, base=defaults(form) or {})
     result = form.validate(converted.data)
@@ -281,7 +332,7 @@ def check(key: str):
     if widget is None:
         return "", 204
     widget.autofocus = False
-    return render_template("fill/_field.html", w=widget, version=version)
+    return render_template("fill/_field.html", w=widget, u=u)
 
 
 @bp.post("/forms/<key>/upload")
@@ -289,7 +340,11 @@ def check(key: str):
 def upload(key: str):
     """Store the files picked for a photo or file field and redraw the field with thumbnails."""
     version = _version(key)
-    form = compiled(version)
+    return upload_field(compiled(version), urls_for(version))
+
+
+def upload_field(form, u: dict):
+    """Store the files posted for field `_field` and redraw it (fill pages and step forms)."""
     name = request.form.get("_field", "")
     data = from_post(form, _posted_pairs(), keep_empty=True, base=defaults(form) or {}).data
     errors = {}
@@ -307,7 +362,7 @@ def upload(key: str):
     if widget is None:
         return "", 204
     widget.autofocus = False
-    return render_template("fill/_field.html", w=widget, version=version)
+    return render_template("fill/_field.html", w=widget, u=u)
 
 
 @bp.post("/forms/<key>/draft")
@@ -408,9 +463,15 @@ def mine():
 
 
 def _summary(draft: Draft) -> str:
-    """A few words that tell drafts of the same form apart: the first texts typed."""
-    texts = [v for v in (draft.data or {}).values() if isinstance(v, str) and 0 < len(v) <= 40
-             and not (len(v) == 64 and all(c in "0123456789abcdef" for c in v))]
+    """A few words that tell drafts of the same form apart: the first free texts typed (no codes, no IDs)."""
+    form = compiled(FormVersion.get_by_id(draft.form_version_id))
+    texts = []
+    for name, value in (draft.data or {}).items():
+        schema = form.schema_at((name,))
+        if (isinstance(value, str) and 0 < len(value) <= 40 and schema.get("type") == "string"
+                and not schema.get("format") and not schema.get("x-sensitive")
+                and not any(k in schema for k in ("enum", "oneOf", "anyOf", "const"))):
+            texts.append(value)
     return "，".join(texts[:2])
 
 
@@ -431,8 +492,18 @@ def view(sid: str):
     grid = GridNode.get_or_none(GridNode.id == case.grid_id)
     files = {a.sha256: a for a in attachments.Attachment.select().where(
         attachments.Attachment.sha256.in_([sha for _, sha in attachments.references(compiled(version), case.data)]))}
+    flow = FlowVersion.get_by_id(case.flow_version_id).definition if case.flow_version_id else None
+    tasks = inbox.case_tasks(case, g.person.id, current_app.config["TIMEZONE"])
+    state = case.flow_state or {}
+    ended = case.status in ("closed", "withdrawn")
+    worked = any(g.person.username in t["assignees"] for t in tasks) or inbox.worked_on(case, g.person.id)
+    allowed = {
+        "withdraw": own and flow is not None and not ended and not state.get("acted"),
+        "reopen": ended and case.status != "withdrawn" and (g.scope.is_admin_at(case.grid_path) or worked),
+    }
     return render_template("fill/view.html", case=case, version=version, tree=tree, grid=grid,
-                           masked=not reveal, files=files, new=request.args.get("new"))
+                           masked=not reveal, files=files, new=request.args.get("new"), flow=flow,
+                           tasks=tasks, timeline=inbox.timeline(case, flow), allowed=allowed)
 
 
 def _sensitive(case: Submission):

@@ -134,9 +134,9 @@ def attach(page, field: str, files) -> None:
         assert answer.value.ok
         expect(thumbs(page, field)).to_have_count(before + count)
     finally:
-        page.unroute("**/forms/*/check", hold)
         for route in held:
             route.continue_()
+        page.unroute("**/forms/*/check", hold)
     idle(page)
 
 
@@ -198,8 +198,8 @@ def use_location(page, group: str = "location") -> None:
     page.context.grant_permissions(["geolocation"])
     page.context.set_geolocation(HERE)
     page.locator(f"#wf-{group}").get_by_role("button", name="获取当前位置").click()
-    expect(page.locator(f"#f-{group}-latitude")).to_have_value("30.592800")
-    expect(page.locator(f"#f-{group}-longitude")).to_have_value("114.305500")
+    expect(page.locator(f"#f-{group}-latitude")).to_have_value(re.compile(r"^30\.5928(00)?$"))
+    expect(page.locator(f"#f-{group}-longitude")).to_have_value(re.compile(r"^114\.3055(00)?$"))
     expect(page.locator(f"#f-{group}-s")).to_have_text("已定位，精度约 12 米")
     idle(page)
 
@@ -436,11 +436,11 @@ def test_a_worker_fills_a_shipped_form_on_a_phone(key, live_server, forms, phone
     mine = page.locator("li.submitted")
     expect(mine).to_have_count(1)
     expect(mine.get_by_role("link", name=TITLES[key])).to_have_attribute("href", f"/submissions/{sid}")
-    expect(mine.locator(".status")).to_have_text("已提交")
+    expect(mine.locator(".status")).to_have_text(re.compile("^(已提交|办理中|已办结)$"))  # as its flow goes on
     expect(page.locator("li.draft")).to_have_count(0)  # the draft made while filling went with the submit
 
     (case,) = stored()
-    assert (case.id, case.form, case.grid_code, case.status) == (sid, key, "G1", "submitted")
+    assert (case.id, case.form, case.grid_code, case.created_by.username) == (sid, key, "G1", "wgy")
     subset(case.data, expected)
 
 
@@ -472,6 +472,7 @@ def test_a_draft_survives_closing_the_page_and_goes_once_submitted(live_server, 
     page.goto(live_server + "/")
     listed.get_by_role("link", name="资源需求申报").click()
     expect(page).to_have_url(f"{live_server}/forms/resource_request/new?draft={sid}")
+    page.wait_for_load_state("networkidle")  # a copy left in the phone's storage would be redrawn now
     expect(page.get_by_label("需求名称")).to_have_value("社区健身器材")
     expect(page.get_by_label("需求内容")).to_have_value("为中心广场配置一套户外健身器材")
     expect(page.locator("#draft-status")).to_contain_text("草稿已自动保存")
@@ -661,8 +662,7 @@ def _door_knock_missing_address(page):
 @pytest.mark.parametrize("key, prepare", [
     ("incident_report", _incident_missing_description),
     ("dispute_mediation", _dispute_missing_role),
-    pytest.param("door_knock_visit", _door_knock_missing_address, marks=pytest.mark.xfail(
-        strict=True, reason="BUG: the ui:autofocus field 户主姓名 takes the focus from the first error")),
+    ("door_knock_visit", _door_knock_missing_address),  # past its ui:autofocus field 户主姓名
 ])
 def test_focus_moves_to_the_first_error_after_a_failed_submit(key, prepare, live_server, forms, phone):
     from playwright.sync_api import expect
@@ -746,7 +746,6 @@ def test_without_javascript_the_form_still_works_as_a_plain_form(live_server, fo
 
 # -- bugs found while writing these tests ------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: every redraw of 敲门行动 jumps to the ui:autofocus field 户主姓名")
 def test_adding_a_member_keeps_the_worker_where_they_were(live_server, forms, phone):
     from playwright.sync_api import expect
 
@@ -763,7 +762,6 @@ def test_adding_a_member_keeps_the_worker_where_they_were(live_server, forms, ph
     expect(page.locator("#f-members-0-name")).to_be_in_viewport()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a slow conditional redraw throws away what was typed meanwhile")
 def test_text_typed_while_a_slow_redraw_is_on_its_way_is_kept(live_server, forms, phone):
     from playwright.sync_api import expect
 
@@ -780,22 +778,20 @@ def test_text_typed_while_a_slow_redraw_is_on_its_way_is_kept(live_server, forms
     expect(page.get_by_label("事件描述")).to_have_value("慢网时输入的文字")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a document in a file field shows as a broken image, without its name")
 def test_an_attached_document_shows_its_name(live_server, forms, phone):
     from playwright.sync_api import expect
 
     page = phone
     sign_in(page, live_server, "wgy")
     page.goto(f"{live_server}/forms/resource_request/new")
-    page.locator("#f-attachments").set_input_files(pdf("预算.pdf"))
-    expect(thumbs(page, "attachments")).to_have_count(1)
+    idle(page)
+    attach(page, "attachments", pdf("预算.pdf"))
     expect(thumbs(page, "attachments")).to_contain_text("预算.pdf")
     broken = page.locator("#wf-attachments img").evaluate_all(
         "imgs => Promise.all(imgs.map(i => i.decode().then(() => false, () => true)))")
     assert not any(broken), "the attachment is drawn as a broken image"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a draft's summary in 我的填报 shows option codes such as normal")
 def test_a_drafts_summary_shows_what_was_typed_not_option_codes(live_server, forms, phone):
     from playwright.sync_api import expect
 
@@ -811,8 +807,6 @@ def test_a_drafts_summary_shows_what_was_typed_not_option_codes(live_server, for
     expect(draft).not_to_contain_text("normal")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: picking a photo also sends a check of its field, whose answer "
-                                       "replaces the field, so the upload's answer (thumbnail) is dropped")
 def test_a_picked_photo_is_not_lost_to_the_check_of_its_field(live_server, forms, phone):
     """On a phone a photo takes longer to upload than a field check takes: let the upload answer last."""
     from playwright.sync_api import expect

@@ -1,0 +1,357 @@
+"""Running flows against the database: start a case's flow, act on tasks, sweep deadlines.
+
+The engine (server/engine) decides; this module reads what it needs, calls it, and writes the
+result — the case's flow state and status, its tasks and who they wait for, its events, copies
+(抄送) and linked cases — in one transaction, with the case's revision checked so that two people
+acting at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from peewee import fn
+
+from . import engine
+from .db import database
+from .errors import Refusal
+from .models import (
+    CaseLink,
+    CcEntry,
+    Department,
+    Event,
+    Flow,
+    FlowVersion,
+    GridNode,
+    Level,
+    Membership,
+    Person,
+    Role,
+    Submission,
+    Task,
+    TaskAssignee,
+    utcnow,
+)
+from .workdays import due
+
+log = logging.getLogger(__name__)
+
+STALE = "这个案件刚刚被他人办理或修改，请刷新后查看最新情况"
+
+
+class DbDirectory:
+    """Who holds a role at a level above a case's grid, read from memberships (engine.Directory)."""
+
+    def __init__(self):
+        self.levels = {lv.key: lv for lv in Level.select()}
+        self.by_depth = sorted(self.levels.values(), key=lambda lv: lv.depth)
+        self.roles = {r.key: r.name for r in Role.select(Role.key, Role.name)}
+        self.departments = {d.key: d.name for d in Department.select(Department.key, Department.name)}
+        self._chain: dict[str, list[GridNode]] = {}
+
+    def chain(self, grid_path: str) -> list[GridNode]:
+        """The case's grid and its ancestors, root first."""
+        if grid_path not in self._chain:
+            codes = grid_path.strip("/").split("/")
+            nodes = {n.code: n for n in GridNode.select(GridNode.id, GridNode.code, GridNode.name, GridNode.level)
+                     .where(GridNode.code.in_(codes))}
+            self._chain[grid_path] = [nodes[c] for c in codes if c in nodes]
+        return self._chain[grid_path]
+
+    def _department(self, spec: dict, item: Any, facts: dict) -> str | None:
+        dept = spec.get("department")
+        if dept == "$item":
+            return item if isinstance(item, str) else None
+        if isinstance(dept, str) and dept.startswith("/"):
+            value = engine.core.pointer_get(facts, dept)
+            return value if isinstance(value, str) else None
+        return dept
+
+    def holders(self, spec: dict, case: engine.Case, item: Any, facts: dict) -> list[int]:
+        if "person" in spec or "chosen" in spec:
+            username = spec.get("person") or engine.core.pointer_get(facts, spec["chosen"])
+            person = Person.get_or_none((Person.username == username) & Person.active) if isinstance(
+                username, str) else None
+            return [person.id] if person else []
+        role = spec.get("role") or ("department_staff" if spec.get("department") else None)
+        chain = self.chain(case.grid_path)
+        if spec.get("level") == "*":
+            nodes = list(reversed(chain))  # nearest first
+        else:
+            nodes = [n for n in chain if n.level == spec.get("level")]
+        department = self._department(spec, item, facts) if spec.get("department") else None
+        if spec.get("department") and department is None:
+            return []
+        for node in nodes:
+            query = (Membership.select(Membership.person).join(Person)
+                     .where((Membership.node == node.id) & (Membership.role == role) & Person.active))
+            if department:
+                query = query.where(Membership.department == department)
+            people = sorted({m.person_id for m in query})
+            if people:
+                return people
+        return []
+
+    def up(self, spec: dict) -> dict | None:
+        level = self.levels.get(spec.get("level"))
+        if level is None:
+            return None
+        higher = [lv for lv in self.by_depth if lv.depth < level.depth]
+        return {**spec, "level": higher[-1].key} if higher else None
+
+    def describe(self, spec: dict, item: Any) -> str:
+        if spec.get("submitter"):
+            return "填报人"
+        if "person" in spec:
+            return f"指定人员 {spec['person']}"
+        if "chosen" in spec:
+            return "填报人选定的人员"
+        level = self.levels.get(spec.get("level"))
+        where = level.name if level else "各级"
+        dept = spec.get("department")
+        if dept == "$item":
+            dept = item
+        dept_name = self.departments.get(dept, dept) if isinstance(dept, str) and not dept.startswith("/") else None
+        role = self.roles.get(spec.get("role") or "department_staff", spec.get("role"))
+        return f"{where}{dept_name or ''}的{role}" if dept_name else f"{where}的{role}"
+
+
+def zone() -> str:
+    """The configured time zone (deadlines count local days), outside requests too."""
+    from flask import current_app, has_app_context
+
+    return current_app.config.get("TIMEZONE", "Asia/Shanghai") if has_app_context() else "Asia/Shanghai"
+
+
+def environment(zone: str, now: datetime | None = None) -> engine.Env:
+    """The engine's view of the world: the directory, the time, and the working-day calendar."""
+    tz = ZoneInfo(zone)
+    return engine.Env(DbDirectory(), now or utcnow(), lambda start, deadline: due(start, deadline, tz))
+
+
+def case_view(case: Submission) -> engine.Case:
+    return engine.Case(case.id, case.data or {}, case.grid_path, case.created_by_id)
+
+
+def flow_for(form_definition: dict) -> FlowVersion | None:
+    """The newest version of the flow a form names (a running case keeps the one it started with)."""
+    key = form_definition.get("flow")
+    if not key:
+        return None
+    return (FlowVersion.select(FlowVersion, Flow).join(Flow).where(Flow.key == key)
+            .order_by(FlowVersion.version.desc()).first())
+
+
+# -- starting -------------------------------------------------------------------------------------
+
+def start_flow(case: Submission, definition: dict, zone: str) -> None:
+    """Start the flow of a new case (inside the transaction that stores the submission)."""
+    version = flow_for(definition)
+    if version is None:
+        return
+    env = environment(zone, case.created_at)
+    step = engine.start(version.definition, case_view(case), env)
+    case.flow_version = version
+    _write(case, step, env, previous_status=case.status, actor=None, bump=False)
+
+
+# -- acting ---------------------------------------------------------------------------------------
+
+def act(person: Person, case: Submission, action: str, zone: str, task: Task | None = None,
+        data: Any = None, comment: str | None = None, to: Any = None) -> Submission:
+    """Do an action on a case as a person, once: a stale revision is refused with 409."""
+    if case.flow_version_id is None or case.flow_state is None:
+        raise Refusal(409, "no_flow", "这张表单没有办理流程")
+    flow = FlowVersion.get_by_id(case.flow_version_id).definition
+    env = environment(zone)
+    step = engine.act(flow, case.flow_state, case_view(case), env, person.id, action,
+                      task.key if task is not None else None, data if isinstance(data, dict) else {}, comment,
+                      _people(to))
+    with database.atomic():
+        _write(case, step, env, previous_status=case.status, actor=person.id, bump=True)
+    return Submission.get_by_id(case.id)
+
+
+def _people(to: Any) -> Any:
+    """Turn usernames in an action's `to` into person ids (the engine knows people by id)."""
+    def one(username: Any) -> Any:
+        if not isinstance(username, str):
+            return username
+        person = Person.get_or_none((Person.username == username) & Person.active)
+        if person is None:
+            raise Refusal(422, "bad_target", f"找不到人员 {username}（或已停用）")
+        return person.id
+
+    if isinstance(to, dict) and "person" in to:
+        return {**to, "person": one(to["person"])}
+    if isinstance(to, str) and to != "submitter" and not Person.select().where(Person.username == to).exists():
+        return to  # a node key (return to a step already passed)
+    return one(to) if isinstance(to, str) and to != "submitter" else to
+
+
+# -- deadlines ------------------------------------------------------------------------------------
+
+def sweep(zone: str, now: datetime | None = None, limit: int = 500) -> int:
+    """Apply the deadlines that have passed; return how many cases changed.
+
+    Safe from several processes at once: each case is written with its revision checked, so a
+    timeout is applied by exactly one of them; the others find the case changed and skip it.
+    """
+    now = now or utcnow()
+    ids = [row.submission_id for row in Task.select(Task.submission).distinct()
+           .where((Task.state == "open") & (Task.overdue == False) & (Task.due_at <= now))  # noqa: E712
+           .limit(limit)]
+    changed = 0
+    for sid in ids:
+        case = Submission.get_or_none(Submission.id == sid)
+        if case is None or case.flow_state is None:
+            continue
+        env = environment(zone, now)
+        step = engine.tick(FlowVersion.get_by_id(case.flow_version_id).definition, case.flow_state,
+                           case_view(case), env)
+        if not step.events:
+            continue
+        try:
+            with database.atomic():
+                _write(case, step, env, previous_status=case.status, actor=None, bump=True)
+            changed += 1
+        except Refusal:
+            log.info("sweep: case %s changed meanwhile, left to the next run", sid)
+    return changed
+
+
+# -- writing a step ---------------------------------------------------------------------------------
+
+def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status: str, actor: int | None,
+           bump: bool) -> None:
+    """Write what the engine decided, in the caller's transaction."""
+    now = env.now
+    state = step.state
+    outcome = (state.get("ended") or {}).get("outcome")
+    revision = case.revision + 1 if bump else case.revision
+    fields = {Submission.flow_state: state, Submission.status: step.status, Submission.outcome: outcome,
+              Submission.current_nodes: sorted({t["node"] for t in state["tasks"].values()}),
+              Submission.updated_at: now, Submission.revision: revision,
+              Submission.flow_version: case.flow_version_id}
+    if step.status in ("closed", "withdrawn") and previous_status not in ("closed", "withdrawn"):
+        fields[Submission.closed_at] = now
+    elif step.status not in ("closed", "withdrawn"):
+        fields[Submission.closed_at] = None
+    updated = (Submission.update(fields)
+               .where((Submission.id == case.id) & (Submission.revision == case.revision)).execute())
+    if updated != 1:
+        raise Refusal(409, "stale", STALE)
+    for key, closed in step.closed.items():
+        (Task.update(state=closed["how"], closed_at=now, closed_by=closed.get("closed_by"),
+                     action=closed.get("action"))
+         .where((Task.submission == case.id) & (Task.key == key)).execute())
+        TaskAssignee.update(active=False).where(TaskAssignee.task.in_(
+            Task.select(Task.id).where((Task.submission == case.id) & (Task.key == key)))).execute()
+    for key in sorted(step.write):
+        _write_task(case, state["tasks"][key])
+    for copy_ in step.cc:
+        CcEntry.insert_many([{"submission": case.id, "person": p, "node": copy_["node"], "at": now}
+                             for p in copy_["people"]]).execute()
+    status = previous_status
+    for i, e in enumerate(step.events):
+        last = i == len(step.events) - 1
+        Event.create(submission=case.id, at=now, actor=e["actor"] if e["actor"] is not None else None,
+                     kind=e["kind"], node=e["node"], comment=e["comment"], from_status=status,
+                     to_status=step.status if last else status, revision=revision, payload=e["payload"])
+    for spawn in step.spawns:
+        _spawn(case, spawn, now)
+    if actor is not None:
+        _mark_acted(case, step, actor, now)
+
+
+def _write_task(case: Submission, task: dict) -> None:
+    row = Task.get_or_none((Task.submission == case.id) & (Task.key == task["key"]))
+    values = dict(node=task["node"], title=task["title"], mode=task["mode"], state="open", form=case.form,
+                  grid_path=case.grid_path, item=task.get("item"),
+                  due_at=datetime.fromisoformat(task["due_at"]) if task.get("due_at") else None,
+                  overdue=bool(task.get("overdue")), escalations=task.get("escalations", 0),
+                  urged_at=datetime.fromisoformat(task["urged_at"]) if task.get("urged_at") else None)
+    if row is None:
+        row = Task.create(submission=case.id, key=task["key"],
+                          opened_at=datetime.fromisoformat(task["opened_at"]), **values)
+    else:
+        Task.update(**values).where(Task.id == row.id).execute()
+    active = set(task["assignees"])
+    have = {a.person_id: a for a in TaskAssignee.select().where(TaskAssignee.task == row.id)}
+    for pid, a in have.items():
+        if a.active != (pid in active):
+            TaskAssignee.update(active=pid in active).where(TaskAssignee.id == a.id).execute()
+    new = [{"task": row.id, "person": pid, "active": True} for pid in active if pid not in have]
+    if new:
+        TaskAssignee.insert_many(new).execute()
+
+
+def _mark_acted(case: Submission, step: engine.Step, actor: int, now: datetime) -> None:
+    """Remember that the person acted on these tasks, for their 已办 list."""
+    keys = {e["payload"]["task"] for e in step.events
+            if e["actor"] == actor and e["payload"] and "task" in e["payload"]}
+    if not keys:
+        return
+    for row in Task.select(Task.id).where((Task.submission == case.id) & Task.key.in_(keys)):
+        updated = (TaskAssignee.update(acted_at=now)
+                   .where((TaskAssignee.task == row.id) & (TaskAssignee.person == actor)).execute())
+        if not updated:
+            TaskAssignee.create(task=row.id, person=actor, active=False, acted_at=now)
+
+
+def _spawn(case: Submission, spawn: dict, now: datetime) -> None:
+    """Start a linked case of another form from this one's data (e.g. a visit's issue → an incident)."""
+    from . import cases
+    from .definitions.versions import latest_form
+
+    version = latest_form(spawn["form"])
+    node = GridNode.get_by_id(case.grid_id)
+    submitter = Person.get_by_id(case.created_by_id)
+    try:
+        if version is None:
+            raise Refusal(422, "invalid", f"找不到表单 {spawn['form']}")
+        child, _ = cases.submit(submitter, version, node, spawn["data"])
+    except Refusal as exc:
+        Event.create(submission=case.id, at=now, kind="spawn_failed", node=spawn["node"],
+                     comment=exc.message, payload={"form": spawn["form"],
+                                                   "errors": [e.as_dict() for e in exc.errors]})
+        return
+    CaseLink.create(source=case.id, target=child.id, kind="spawned", node=spawn["node"])
+    Event.create(submission=case.id, at=now, kind="spawned", node=spawn["node"],
+                 payload={"form": spawn["form"], "case": child.id})
+    Event.create(submission=child.id, at=now, kind="spawned_from", node=spawn["node"],
+                 payload={"form": case.form, "case": case.id})
+
+
+def start_timer(app) -> threading.Thread | None:
+    """Sweep deadlines every GRIDFLOW_SWEEP_SECONDS in a background thread of this process (0: never)."""
+    interval = app.config.get("SWEEP_SECONDS", 60)
+    if not interval:
+        return None
+
+    def loop():
+        while True:
+            time.sleep(interval)
+            try:
+                with app.app_context():
+                    sweep(app.config["TIMEZONE"])
+            except Exception:  # noqa: BLE001 - keep the timer alive; the next round retries
+                log.exception("deadline sweep failed")
+            finally:
+                if not database.is_closed():
+                    database.close()
+
+    thread = threading.Thread(target=loop, name="gridflow-sweep", daemon=True)
+    thread.start()
+    return thread
+
+
+def open_task_count(person_id: int) -> int:
+    """How many open tasks wait for a person (for the home page)."""
+    return (TaskAssignee.select(fn.COUNT(TaskAssignee.id)).join(Task)
+            .where((TaskAssignee.person == person_id) & TaskAssignee.active & (Task.state == "open")).scalar())
