@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/flows.py
 
 clean-db:
 	rm -f instance/gridflow.db instance/gridflow.db-wal instance/gridflow.db-shm

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -128,10 +128,21 @@ def zone() -> str:
     return current_app.config.get("TIMEZONE", "Asia/Shanghai") if has_app_context() else "Asia/Shanghai"
 
 
+def aware(moment: datetime) -> datetime:
+    """A time with its zone: the database keeps naive UTC, the engine works with aware times."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def stored(moment: datetime | None) -> datetime | None:
+    """A time as the database keeps it: naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment is not None and moment.tzinfo else moment
+
+
 def environment(zone: str, now: datetime | None = None) -> engine.Env:
-    """The engine's view of the world: the directory, the time, and the working-day calendar."""
+    """The engine's view of the world: the directory, the time (aware), and the working-day calendar."""
     tz = ZoneInfo(zone)
-    return engine.Env(DbDirectory(), now or utcnow(), lambda start, deadline: due(start, deadline, tz))
+    return engine.Env(DbDirectory(), aware(now or utcnow()),
+                      lambda start, deadline: due(aware(start), deadline, tz).astimezone(UTC))
 
 
 def case_view(case: Submission) -> engine.Case:
@@ -169,12 +180,27 @@ def act(person: Person, case: Submission, action: str, zone: str, task: Task | N
         raise Refusal(409, "no_flow", "这张表单没有办理流程")
     flow = FlowVersion.get_by_id(case.flow_version_id).definition
     env = environment(zone)
+    to = _people(to)
+    _check_target(case, action, to)
     step = engine.act(flow, case.flow_state, case_view(case), env, person.id, action,
-                      task.key if task is not None else None, data if isinstance(data, dict) else {}, comment,
-                      _people(to))
+                      task.key if task is not None else None, data if isinstance(data, dict) else {}, comment, to)
     with database.atomic():
         _write(case, step, env, previous_status=case.status, actor=person.id, bump=True)
     return Submission.get_by_id(case.id)
+
+
+def _check_target(case: Submission, action: str, to: Any) -> None:
+    """A task is handed (转交, 加签) only to someone who serves the case's grid."""
+    if action not in ("transfer", "add_signer"):
+        return
+    target = to.get("person") if isinstance(to, dict) else to
+    if not isinstance(target, int):
+        return
+    from .scope import scope_for_person
+
+    scope = scope_for_person(target)
+    if scope is None or not scope.covers(case.grid_path):
+        raise Refusal(422, "bad_target", "对方不负责这个案件所在的网格，不能交给他办理")
 
 
 def _people(to: Any) -> Any:
@@ -202,9 +228,9 @@ def sweep(zone: str, now: datetime | None = None, limit: int = 500) -> int:
     Safe from several processes at once: each case is written with its revision checked, so a
     timeout is applied by exactly one of them; the others find the case changed and skip it.
     """
-    now = now or utcnow()
+    now = aware(now or utcnow())
     ids = [row.submission_id for row in Task.select(Task.submission).distinct()
-           .where((Task.state == "open") & (Task.overdue == False) & (Task.due_at <= now))  # noqa: E712
+           .where((Task.state == "open") & (Task.overdue == False) & (Task.due_at <= stored(now)))  # noqa: E712
            .limit(limit)]
     changed = 0
     for sid in ids:
@@ -230,7 +256,7 @@ def sweep(zone: str, now: datetime | None = None, limit: int = 500) -> int:
 def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status: str, actor: int | None,
            bump: bool) -> None:
     """Write what the engine decided, in the caller's transaction."""
-    now = env.now
+    now = stored(env.now)
     state = step.state
     outcome = (state.get("ended") or {}).get("outcome")
     revision = case.revision + 1 if bump else case.revision
@@ -273,12 +299,10 @@ def _write_task(case: Submission, task: dict) -> None:
     row = Task.get_or_none((Task.submission == case.id) & (Task.key == task["key"]))
     values = dict(node=task["node"], title=task["title"], mode=task["mode"], state="open", form=case.form,
                   grid_path=case.grid_path, item=task.get("item"),
-                  due_at=datetime.fromisoformat(task["due_at"]) if task.get("due_at") else None,
-                  overdue=bool(task.get("overdue")), escalations=task.get("escalations", 0),
-                  urged_at=datetime.fromisoformat(task["urged_at"]) if task.get("urged_at") else None)
+                  due_at=_moment(task.get("due_at")), overdue=bool(task.get("overdue")),
+                  escalations=task.get("escalations", 0), urged_at=_moment(task.get("urged_at")))
     if row is None:
-        row = Task.create(submission=case.id, key=task["key"],
-                          opened_at=datetime.fromisoformat(task["opened_at"]), **values)
+        row = Task.create(submission=case.id, key=task["key"], opened_at=_moment(task["opened_at"]), **values)
     else:
         Task.update(**values).where(Task.id == row.id).execute()
     active = set(task["assignees"])
@@ -289,6 +313,10 @@ def _write_task(case: Submission, task: dict) -> None:
     new = [{"task": row.id, "person": pid, "active": True} for pid in active if pid not in have]
     if new:
         TaskAssignee.insert_many(new).execute()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return stored(aware(datetime.fromisoformat(text))) if text else None
 
 
 def _mark_acted(case: Submission, step: engine.Step, actor: int, now: datetime) -> None:

@@ -326,13 +326,13 @@ class _Run:
     def open_task(self, key: str, node: dict, token: str) -> None:
         self.state["visits"][key] = self.state["visits"].get(key, 0) + 1
         item = self.state["tokens"][token].get("item")
-        people, note = self.assign(node.get("assignees", []), node.get("fallback"), item)
+        people, note, specs = self.assign(node.get("assignees", []), node.get("fallback"), item)
         task_key = self.next_id("t")
         mode = node.get("mode", "any")
         task = {"key": task_key, "node": key, "title": node.get("title", key), "token": token, "mode": mode,
                 "people": people, "assignees": people[:1] if mode == "sequence" else list(people),
                 "votes": {}, "opened_at": self.env.now.isoformat(), "item": item, "visit": self.state["visits"][key],
-                "due_at": self.due(node), "overdue": False, "escalations": 0, "urged_at": None}
+                "due_at": self.due(node), "overdue": False, "escalations": 0, "urged_at": None, "specs": specs}
         self.state["tasks"][task_key] = task
         self.step.write.add(task_key)
         if node.get("status"):
@@ -344,11 +344,16 @@ class _Run:
         deadline = node.get("deadline")
         return self.env.due(self.env.now, deadline).isoformat() if deadline else None
 
-    def assign(self, specs: list[dict], fallback: dict | None, item: Any) -> tuple[list[int], str | None]:
-        """Resolve assignees; when nobody holds them, the fallback, then the same roles higher up."""
+    def assign(self, specs: list[dict], fallback: dict | None, item: Any
+               ) -> tuple[list[int], str | None, list[dict]]:
+        """Resolve assignees; when nobody holds them, the fallback, then the same roles higher up.
+
+        Returns the people, a note for the history when they are not whom the node names, and the
+        specs that found them (so that an escalation starts from there).
+        """
         people = self.resolve_all(specs, None, item)
         if people:
-            return people, None
+            return people, None, list(specs)
         d = self.env.directory
         wanted = "、".join(d.describe(s, item) for s in specs) or "（未指定）"
         tried = [fallback] if fallback else []
@@ -359,9 +364,9 @@ class _Run:
         for spec in tried:
             people = self.resolve_all([spec], None, item)
             if people:
-                return people, f"无人担任{wanted}，改由{d.describe(spec, item)}办理"
-        admins = self.resolve_all([{"role": "admin", "level": "*"}], None, item)
-        return admins, f"无人担任{wanted}，也找不到上级，改由管理员办理"
+                return people, f"无人担任{wanted}，改由{d.describe(spec, item)}办理", [spec]
+        admin = {"role": "admin", "level": "*"}
+        return self.resolve_all([admin], None, item), f"无人担任{wanted}，也找不到上级，改由管理员办理", [admin]
 
     def resolve_all(self, specs: list[dict], token: str | None, item: Any = None) -> list[int]:
         if token is not None:
