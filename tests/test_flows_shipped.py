@@ -1066,3 +1066,22 @@ def test_department_staff_see_the_tasks_of_their_department(city):
     case = city.act("bm_education", city.task("bm_education", sid)["id"], "not_responsible",
                     comment="不涉及教育部门职责")
     assert open_nodes(case) == [("dept_handling", ["bm_health"])]
+
+
+def test_a_running_case_keeps_the_flow_version_it_started_with(city):
+    from server.definitions.versions import publish
+    from server.models import FlowVersion, Submission
+
+    sid = city.file("wgy", "incident_report", INCIDENT)["id"]
+    started = Submission.get_by_id(sid).flow_version_id
+    changed = json.loads((ROOT / "flows" / "incident_loop.json").read_text(encoding="utf-8"))
+    changed["nodes"]["triage"]["title"] = "网格长研判分流（新版）"
+    assert publish("flow", changed).created
+    newer = Submission.get_by_id(city.file("wgy", "incident_report", INCIDENT)["id"])
+    assert newer.flow_version_id != started
+    assert FlowVersion.get_by_id(newer.flow_version_id).version == FlowVersion.get_by_id(started).version + 1
+    # the first case still shows and runs its own version's steps
+    assert city.task("wgz", sid)["title"] == "网格长分级分流"
+    assert city.task("wgz", newer.id)["title"] == "网格长研判分流（新版）"
+    case = city.act("wgz", city.task("wgz", sid)["id"], "to_community")
+    assert Submission.get_by_id(sid).flow_version_id == started and case["status"] == "in_progress"
