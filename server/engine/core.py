@@ -616,7 +616,8 @@ class _Run:
             self.state["tasks"][key] = {
                 "key": key, "node": RESUBMIT, "title": "补充材料后重新提交", "token": task["token"], "mode": "any",
                 "people": [self.case.submitter], "assignees": [self.case.submitter], "votes": {},
-                "opened_at": self.env.now.isoformat(), "item": None, "visit": 1, "due_at": None,
+                "opened_at": self.env.now.isoformat(), "item": None, "visit": 1,
+                "due_at": self.due(self.nodes[task["node"]]),  # as long as the step that returned it
                 "overdue": False, "escalations": 0, "urged_at": None, "back": task["node"]}
             self.step.write.add(key)
             return
