@@ -96,22 +96,27 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
         request_hash=fingerprint, revision=1,
         created_by=person, created_at=now, updated_at=now,
     )
+    # The flow's first step is worked out before the insert, so that the case is written once.
+    started = store.first_step(Submission(**fields), version.definition, store.zone())
+    if started is not None:
+        fields.update(started.fields)
     try:
         with database.atomic():
             insert_row(Submission, fields)
             insert_row(Event, dict(submission=sid, at=now, actor=person, kind="submitted",
                                    to_status="submitted", revision=1,
                                    payload={"form_version": version.version}))
+            if started is not None:
+                store.write_started(Submission(**fields), started)
             attachments.link(compiled(version), sid, result.data)
             Draft.delete().where((Draft.id == sid) & (Draft.person == person.id)).execute()
-            store.start_flow(Submission(**fields), version.definition, store.zone())
     except IntegrityError:
         # The id is taken: a retry, a double tap racing the first, or a conflict.
         existing = Submission.get_or_none(Submission.id == sid)
         if existing is None:
             raise
         return _replay(existing, person, fingerprint), False
-    return Submission.get_by_id(sid), True
+    return Submission(**fields), True
 
 
 MISSING_FILE = "「{title}」中的附件不存在或不是您上传的，请重新上传"

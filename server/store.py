@@ -8,9 +8,11 @@ acting at once cannot both succeed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,23 +46,47 @@ log = logging.getLogger(__name__)
 STALE = "这个案件刚刚被他人办理或修改，请刷新后查看最新情况"
 
 
+_nodes: dict[tuple, GridNode] = {}  # (database, code) → the node's id, code and level
+
+
+def forget() -> None:
+    """Drop what this module remembers by id, for a database emptied and refilled (tests, restores)."""
+    _nodes.clear()
+    _flow_versions.clear()
+
+
 class DbDirectory:
     """Who holds a role at a level above a case's grid, read from memberships (engine.Directory)."""
 
     def __init__(self):
-        self.levels = {lv.key: lv for lv in Level.select()}
-        self.by_depth = sorted(self.levels.values(), key=lambda lv: lv.depth)
-        self.roles = {r.key: r.name for r in Role.select(Role.key, Role.name)}
-        self.departments = {d.key: d.name for d in Department.select(Department.key, Department.name)}
         self._chain: dict[str, list[GridNode]] = {}
 
+    @functools.cached_property
+    def levels(self) -> dict[str, Level]:
+        return {lv.key: lv for lv in Level.select()}
+
+    @functools.cached_property
+    def by_depth(self) -> list[Level]:
+        return sorted(self.levels.values(), key=lambda lv: lv.depth)
+
+    @functools.cached_property
+    def roles(self) -> dict[str, str]:
+        return {r.key: r.name for r in Role.select(Role.key, Role.name)}
+
+    @functools.cached_property
+    def departments(self) -> dict[str, str]:
+        return {d.key: d.name for d in Department.select(Department.key, Department.name)}
+
     def chain(self, grid_path: str) -> list[GridNode]:
-        """The case's grid and its ancestors, root first."""
+        """The case's grid and its ancestors, root first (a node's id and level never change: cached)."""
         if grid_path not in self._chain:
             codes = grid_path.strip("/").split("/")
-            nodes = {n.code: n for n in GridNode.select(GridNode.id, GridNode.code, GridNode.name, GridNode.level)
-                     .where(GridNode.code.in_(codes))}
-            self._chain[grid_path] = [nodes[c] for c in codes if c in nodes]
+            db = database.obj.database
+            missing = [c for c in codes if (db, c) not in _nodes]
+            if missing:
+                for n in GridNode.select(GridNode.id, GridNode.code, GridNode.level).where(GridNode.code.in_(missing)):
+                    _nodes[(db, n.code)] = n
+            self._chain[grid_path] = [_nodes[(db, c)] for c in codes if (db, c) in _nodes]
         return self._chain[grid_path]
 
     def _department(self, spec: dict, item: Any, facts: dict) -> str | None:
@@ -149,26 +175,58 @@ def case_view(case: Submission) -> engine.Case:
     return engine.Case(case.id, case.data or {}, case.grid_path, case.created_by_id)
 
 
+_flow_versions: dict[tuple, FlowVersion] = {}
+
+
 def flow_for(form_definition: dict) -> FlowVersion | None:
-    """The newest version of the flow a form names (a running case keeps the one it started with)."""
+    """The newest version of the flow a form names (a running case keeps the one it started with).
+
+    Versions are immutable: each is read once per process; only the newest one's id is looked up.
+    """
     key = form_definition.get("flow")
     if not key:
         return None
-    return (FlowVersion.select(FlowVersion, Flow).join(Flow).where(Flow.key == key)
-            .order_by(FlowVersion.version.desc()).first())
+    row = (FlowVersion.select(FlowVersion.id).join(Flow).where(Flow.key == key)
+           .order_by(FlowVersion.version.desc()).tuples().first())
+    if row is None:
+        return None
+    ident = (database.obj.database, row[0])
+    if ident not in _flow_versions:
+        _flow_versions[ident] = FlowVersion.get_by_id(row[0])
+    return _flow_versions[ident]
 
 
 # -- starting -------------------------------------------------------------------------------------
 
-def start_flow(case: Submission, definition: dict, zone: str) -> None:
-    """Start the flow of a new case (inside the transaction that stores the submission)."""
+@dataclass
+class Started:
+    """A new case's first step, worked out before the case is inserted."""
+
+    step: engine.Step
+    env: engine.Env
+    fields: dict
+
+
+def first_step(case: Submission, definition: dict, zone: str) -> Started | None:
+    """Work out where a new case's flow starts: its state and status go into the case's insert."""
     version = flow_for(definition)
     if version is None:
-        return
+        return None
     env = environment(zone, case.created_at)
     step = engine.start(version.definition, case_view(case), env)
-    case.flow_version = version
-    _write(case, step, env, previous_status=case.status, actor=None, bump=False)
+    state = step.state
+    fields = {"flow_version": version.id, "flow_state": state, "status": step.status,
+              "outcome": (state.get("ended") or {}).get("outcome"),
+              "current_nodes": sorted({t["node"] for t in state["tasks"].values()})}
+    if step.status in ("closed", "withdrawn"):
+        fields["closed_at"] = stored(env.now)
+    return Started(step, env, fields)
+
+
+def write_started(case: Submission, started: Started) -> None:
+    """Write the rest of a new case's first step (tasks, events, copies, linked cases), case already in."""
+    _write_rest(case, started.step, started.env, previous_status="submitted", actor=None,
+                revision=case.revision)
 
 
 # -- acting ---------------------------------------------------------------------------------------
@@ -272,6 +330,14 @@ def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status
                .where((Submission.id == case.id) & (Submission.revision == case.revision)).execute())
     if updated != 1:
         raise Refusal(409, "stale", STALE)
+    _write_rest(case, step, env, previous_status, actor, revision)
+
+
+def _write_rest(case: Submission, step: engine.Step, env: engine.Env, previous_status: str,
+                actor: int | None, revision: int) -> None:
+    """Write a step's tasks, copies, events and linked cases (the case's own row is written)."""
+    now = stored(env.now)
+    state = step.state
     for key, closed in step.closed.items():
         (Task.update(state=closed["how"], closed_at=now, closed_by=closed.get("closed_by"),
                      action=closed.get("action"))
@@ -283,12 +349,14 @@ def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status
     for copy_ in step.cc:
         CcEntry.insert_many([{"submission": case.id, "person": p, "node": copy_["node"], "at": now}
                              for p in copy_["people"]]).execute()
-    status = previous_status
-    for i, e in enumerate(step.events):
-        last = i == len(step.events) - 1
-        Event.create(submission=case.id, at=now, actor=e["actor"] if e["actor"] is not None else None,
-                     kind=e["kind"], node=e["node"], comment=e["comment"], from_status=status,
-                     to_status=step.status if last else status, revision=revision, payload=e["payload"])
+    if step.events:
+        last = len(step.events) - 1
+        Event.insert_many([
+            {"submission": case.id, "at": now, "actor": e["actor"], "kind": e["kind"], "node": e["node"],
+             "comment": e["comment"], "from_status": previous_status,
+             "to_status": step.status if i == last else previous_status, "revision": revision,
+             "payload": e["payload"]}
+            for i, e in enumerate(step.events)]).execute()
     for spawn in step.spawns:
         _spawn(case, spawn, now)
     if actor is not None:

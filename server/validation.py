@@ -168,6 +168,7 @@ class CompiledForm:
 
     def __init__(self, schema: dict, ui: dict | None = None):
         self.schema = schema
+        self.schema_text = json.dumps(schema, ensure_ascii=False)
         self.ui = ui or {}
         self.validator = make_validator(closed(schema))
         self.conditions: list[tuple[tuple, Predicate]] = []
@@ -522,6 +523,8 @@ def _prune(data: Any, hidden: set[tuple], here: tuple) -> Any:
 def formatted_values(form: CompiledForm, data: Any, fmt: str) -> list[tuple[tuple, str]]:
     """Return (path, value) of every string in the data whose field has the format `fmt`."""
     found: list[tuple[tuple, str]] = []
+    if f'"format": "{fmt}"' not in form.schema_text:
+        return found  # the form has no such field: nothing to walk
 
     def walk(schema: dict, value: Any, path: tuple, depth: int) -> None:
         schema = form.resolve(schema)

@@ -139,8 +139,11 @@ def sensitive_for(form_version_id: int) -> tuple:
 
 def forget_versions() -> None:
     """Drop the per-process caches of versions, for a database emptied and refilled (tests, restores)."""
+    from .. import store
+
     _versions.clear()
     _sensitive.clear()
+    store.forget()
 
 
 def compiled(version: FormVersion) -> CompiledForm:

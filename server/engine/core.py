@@ -263,7 +263,7 @@ class _Run:
         return node["default"]
 
     def judge(self, condition: Any) -> bool:
-        return compile_condition(condition, lambda schema: make_validator(schema).is_valid)(self.view())
+        return predicate(condition)(self.view())
 
     def counted(self, rule: dict) -> bool:
         n = self.state["visits"].get(rule["node"], 0)
@@ -656,6 +656,20 @@ class _Run:
                            note=f"无法自动办理：{exc.message}")
         else:
             self.event("reminded", task["node"], task=task["key"], people=task["assignees"])
+
+
+_predicates: dict[str, Callable[[Any], bool]] = {}
+
+
+def predicate(condition: Any) -> Callable[[Any], bool]:
+    """A branch condition compiled once per process (definitions are immutable once published)."""
+    key = json.dumps(condition, sort_keys=True, ensure_ascii=False)
+    test = _predicates.get(key)
+    if test is None:
+        if len(_predicates) > 10_000:
+            _predicates.clear()
+        test = _predicates[key] = compile_condition(condition, lambda schema: make_validator(schema).is_valid)
+    return test
 
 
 def step_form(action: dict):
