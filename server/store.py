@@ -20,18 +20,16 @@ from zoneinfo import ZoneInfo
 from peewee import fn
 
 from . import engine
-from .db import database
+from .db import database, sql
 from .errors import Refusal
 from .models import (
     CaseLink,
     CcEntry,
     Department,
     Event,
-    Flow,
     FlowVersion,
     GridNode,
     Level,
-    Membership,
     Person,
     Role,
     Submission,
@@ -46,6 +44,8 @@ log = logging.getLogger(__name__)
 STALE = "这个案件刚刚被他人办理或修改，请刷新后查看最新情况"
 
 
+HOLDERS = ('SELECT m.person_id FROM "membership" AS m JOIN "person" AS p ON p.id = m.person_id '
+           "WHERE m.node_id = {p} AND m.role = {p} AND p.active = {p}")
 _nodes: dict[tuple, GridNode] = {}  # (database, code) → the node's id, code and level
 
 
@@ -114,11 +114,9 @@ class DbDirectory:
         if spec.get("department") and department is None:
             return []
         for node in nodes:
-            query = (Membership.select(Membership.person).join(Person)
-                     .where((Membership.node == node.id) & (Membership.role == role) & Person.active))
-            if department:
-                query = query.where(Membership.department == department)
-            people = sorted({m.person_id for m in query})
+            text = HOLDERS + (" AND m.department = {p}" if department else "")
+            params = (node.id, role, True) + ((department,) if department else ())
+            people = sorted({row[0] for row in database.execute_sql(sql(text), params)})
             if people:
                 return people
         return []
@@ -186,8 +184,9 @@ def flow_for(form_definition: dict) -> FlowVersion | None:
     key = form_definition.get("flow")
     if not key:
         return None
-    row = (FlowVersion.select(FlowVersion.id).join(Flow).where(Flow.key == key)
-           .order_by(FlowVersion.version.desc()).tuples().first())
+    row = database.execute_sql(sql(
+        'SELECT v.id FROM "flow_version" AS v JOIN "flow" AS f ON f.id = v.flow_id '
+        "WHERE f.key = {p} ORDER BY v.version DESC LIMIT 1"), (key,)).fetchone()
     if row is None:
         return None
     ident = (database.obj.database, row[0])
