@@ -122,6 +122,22 @@ def demo(password):
     print_logins(result, password)
 
 
+@main.command("export")
+@click.option("--to", "target", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that holds forms/ and flows/.")
+def export(target):
+    """Write the newest published forms and flows back to forms/ and flows/ (for version control)."""
+    from pathlib import Path
+
+    from .definitions.versions import export_definitions
+
+    written = 0
+    for path, changed in export_definitions(Path(target)):
+        written += changed
+        click.echo(f"{'已写入' if changed else '未改变'} {path}")
+    click.echo(f"共 {written} 个文件有变化")
+
+
 @main.command("sweep")
 @click.option("--now", "now_text", default=None, help="Pretend it is this time (ISO 8601), e.g. to test deadlines.")
 def sweep(now_text):

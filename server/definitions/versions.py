@@ -115,12 +115,49 @@ def form_version(key: str, version: int) -> FormVersion | None:
 
 def latest_forms() -> list[FormVersion]:
     """Return the newest version of every form, by key."""
-    newest = (FormVersion.select(FormVersion.form, fn.MAX(FormVersion.version).alias("top"))
-              .group_by(FormVersion.form).alias("newest"))
-    return list(FormVersion.select(FormVersion, Form).join(Form)
-                .join(newest, on=((newest.c.form_id == FormVersion.form)
-                                  & (newest.c.top == FormVersion.version)))
-                .order_by(Form.key))
+    return _latest(Form, FormVersion, FormVersion.form)
+
+
+def latest_flows() -> list[FlowVersion]:
+    """Return the newest version of every flow, by key."""
+    return _latest(Flow, FlowVersion, FlowVersion.flow)
+
+
+def _latest(head, version, owner) -> list:
+    newest = (version.select(owner, fn.MAX(version.version).alias("top")).group_by(owner).alias("newest"))
+    return list(version.select(version, head).join(head)
+                .join(newest, on=((getattr(newest.c, owner.column_name) == owner) & (newest.c.top == version.version)))
+                .order_by(head.key))
+
+
+SCHEMA_POINTERS = {"form": "../docs/schemas/form.schema.json", "flow": "../docs/schemas/flow.schema.json"}
+
+
+def export_definitions(target: Path) -> list[tuple[Path, bool]]:
+    """Write the newest published form and flow definitions to target/forms and target/flows.
+
+    Each file gets the editor's `$schema` pointer first and is written only when its content
+    differs from what is there; returns (path, written) for every definition.
+    """
+    out = []
+    for kind, versions, folder in (("form", latest_forms(), "forms"), ("flow", latest_flows(), "flows")):
+        for version in versions:
+            doc = {"$schema": SCHEMA_POINTERS[kind], **canonical(version.definition)}
+            path = target / folder / f"{doc['key']}.json"
+            text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+            same = path.exists() and _same_content(path, doc)
+            if not same:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+            out.append((path, not same))
+    return out
+
+
+def _same_content(path: Path, doc: dict) -> bool:
+    try:
+        return content_hash(json.loads(path.read_text(encoding="utf-8"))) == content_hash(doc)
+    except (ValueError, OSError):
+        return False
 
 
 _sensitive: dict[tuple, tuple] = {}
