@@ -114,3 +114,27 @@ def test_export_writes_the_published_definitions_back_and_loading_them_changes_n
     loaded = runner.invoke(main, ["load", str(tmp_path / "forms"), str(tmp_path / "flows")])
     assert loaded.exit_code == 0, loaded.output
     assert "新版本" not in loaded.output
+
+
+def test_risky_changes_count_the_submissions_they_touch():
+    from server.definitions.diff import affected
+
+    old = shipped("forms", "dispute_mediation")
+    new = copy.deepcopy(old)
+    props = new["schema"]["properties"]
+    props["dispute_type"]["oneOf"] = [o for o in props["dispute_type"]["oneOf"] if o["const"] != "neighbourhood"]
+    props["involved_people"] = {"type": "string", "title": "涉及人数（文字）"}
+    del props["claims"]
+    role = props["parties"]["items"]["properties"]["role"]
+    removed_role = role["oneOf"].pop()["const"]
+    changes = form_changes(old, new)
+    datas = [
+        {"dispute_type": "neighbourhood", "involved_people": 3, "claims": "赔偿", "parties": [{"role": removed_role}]},
+        {"dispute_type": "neighbourhood"},
+        {"dispute_type": "other", "parties": [{"role": "x"}, {"role": removed_role}]},
+        {},
+    ]
+    counts = {c.where + ":" + (c.risk or ""): n for c, n in affected(changes, iter(datas)).items()}
+    assert counts == {"/dispute_type:option": 2, "/involved_people:type": 1, "/claims:field": 1,
+                      "/parties/*/role:option": 2}
+    assert all(c.risk is None for c in changes if c.kind == "added")

@@ -21,6 +21,11 @@ class Change:
     where: str
     kind: str  # added, removed, changed
     text: str
+    risk: str | None = None  # "field", "type" or "option": existing data may no longer fit
+    value: Any = None  # the removed option's value
+
+    def __hash__(self) -> int:
+        return hash((self.where, self.kind, self.text))
 
     def as_dict(self) -> dict:
         return {"where": self.where, "kind": self.kind, "text": self.text}
@@ -53,7 +58,7 @@ def _fields(old_root: dict, new_root: dict, old_ui: dict, new_ui: dict, path: tu
             continue
         if name not in new_props:
             title = _title(resolve_local(old_root, old_props[name]), o_ui, name)
-            out.append(Change(where, "removed", f"删除字段「{title}」"))
+            out.append(Change(where, "removed", f"删除字段「{title}」", risk="field"))
             continue
         o, n = resolve_local(old_root, old_props[name]), resolve_local(new_root, new_props[name])
         title = _title(n, n_ui, name)
@@ -65,7 +70,8 @@ def _fields(old_root: dict, new_root: dict, old_ui: dict, new_ui: dict, path: tu
         o_kind, n_kind = type_of(o), type_of(n)
         o_widget, n_widget = choose_widget(o, o_ui), choose_widget(n, n_ui)
         if o_kind != n_kind or o_widget != n_widget:
-            out.append(Change(where, "changed", f"「{title}」的填写方式：{o_widget} → {n_widget}"))
+            out.append(Change(where, "changed", f"「{title}」的填写方式：{o_widget} → {n_widget}",
+                              risk="type" if o_kind != n_kind else None))
         _options(o, n, o_ui, n_ui, title, where, out)
         for key, label in LIMITS.items():
             if o.get(key) != n.get(key):
@@ -100,6 +106,10 @@ def _options(o: dict, n: dict, o_ui: dict, n_ui: dict, title: str, where: str, o
         return
     out.extend(_keyed(where, before, after, f"「{title}」新增选项「{{new}}」",
                       f"「{title}」的选项「{{old}}」改为「{{new}}」", f"「{title}」删除选项「{{old}}」"))
+    for value, label in before.items():
+        if value not in after:
+            out[:] = [c for c in out if c.text != f"「{title}」删除选项「{label}」"]
+            out.append(Change(where, "removed", f"「{title}」删除选项「{label}」", risk="option", value=value))
 
 
 def _keyed(where: str, before: dict, after: dict, added: str, changed: str, removed: str) -> list[Change]:
@@ -114,6 +124,34 @@ def _keyed(where: str, before: dict, after: dict, added: str, changed: str, remo
         if key not in after:
             out.append(Change(where, "removed", removed.format(old=label)))
     return out
+
+
+def affected(changes: list[Change], datas) -> dict[Change, int]:
+    """Count, for each risky change, the submissions whose data it touches (a removed field or option
+    they use, a field whose type changed and that they filled). `datas` yields each case's data once."""
+    risky = [c for c in changes if c.risk]
+    counts = dict.fromkeys(risky, 0)
+    if not risky:
+        return counts
+    for data in datas:
+        for change in risky:
+            values = _values_at(data, change.where.split("/")[1:])
+            if change.risk == "option":
+                values = [v for v in values for v in (v if isinstance(v, list) else [v]) if v == change.value]
+            if values:
+                counts[change] += 1
+    return counts
+
+
+def _values_at(data: Any, parts: list[str]) -> list:
+    if not parts:
+        return [data]
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        return [v for row in data for v in _values_at(row, rest)] if isinstance(data, list) else []
+    if isinstance(data, dict) and head in data:
+        return _values_at(data[head], rest)
+    return []
 
 
 def flow_changes(old: dict, new: dict) -> list[Change]:
