@@ -29,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from render import timed  # noqa: E402  (the same median timer as the render benchmark)
 
 INCIDENT = {"category": "fire_safety", "urgency": "normal", "description": "楼道堆放杂物，影响通行",
             "occurred_at": "2026-11-20T09:30:00", "location": {"latitude": 22.63, "longitude": 110.15},
@@ -131,15 +134,6 @@ def add_open_tasks(total: int) -> int:
                     TaskAssignee.insert(task=tid, person=person, active=True).execute()
         made += len(subs)
     return made
-
-
-def timed(call, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def bench_inbox(app, client, total: int, repeat: int) -> list[str]:

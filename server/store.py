@@ -242,7 +242,7 @@ def act(person: Person, case: Submission, action: str, zone: str, task: Task | N
     step = engine.act(flow, case.flow_state, case_view(case), env, person.id, action,
                       task.key if task is not None else None, data if isinstance(data, dict) else {}, comment, to)
     with database.atomic():
-        _write(case, step, env, previous_status=case.status, actor=person.id, bump=True)
+        _write(case, step, env, previous_status=case.status, actor=person.id)
     return Submission.get_by_id(case.id)
 
 
@@ -301,7 +301,7 @@ def sweep(zone: str, now: datetime | None = None, limit: int = 500) -> int:
             continue
         try:
             with database.atomic():
-                _write(case, step, env, previous_status=case.status, actor=None, bump=True)
+                _write(case, step, env, previous_status=case.status, actor=None)
             changed += 1
         except Refusal:
             log.info("sweep: case %s changed meanwhile, left to the next run", sid)
@@ -310,13 +310,12 @@ def sweep(zone: str, now: datetime | None = None, limit: int = 500) -> int:
 
 # -- writing a step ---------------------------------------------------------------------------------
 
-def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status: str, actor: int | None,
-           bump: bool) -> None:
+def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status: str, actor: int | None) -> None:
     """Write what the engine decided, in the caller's transaction."""
     now = stored(env.now)
     state = step.state
     outcome = (state.get("ended") or {}).get("outcome")
-    revision = case.revision + 1 if bump else case.revision
+    revision = case.revision + 1
     fields = {Submission.flow_state: state, Submission.status: step.status, Submission.outcome: outcome,
               Submission.current_nodes: sorted({t["node"] for t in state["tasks"].values()}),
               Submission.updated_at: now, Submission.revision: revision,

@@ -193,11 +193,6 @@ def focus_row(tree, repeat_name: str | None) -> None:
             w.autofocus = w is first
 
 
-def _grid_label(code: str | None) -> str:
-    node = node_by_code(code) if code else None
-    return node.name if node else ""
-
-
 def _error_map(errors) -> dict[str, str]:
     out: dict[str, str] = {}
     for e in errors:
@@ -327,12 +322,7 @@ def check_field(form, u: dict):
     for e in converted.errors + result.errors:
         if e.path == name:
             errors.setdefault(e.path, e.message)
-    tree = Renderer(form, Context(errors=errors, grid_choices=grid_choices())).tree(converted.data)
-    widget = tree.find(name)
-    if widget is None:
-        return "", 204
-    widget.autofocus = False
-    return render_template("fill/_field.html", w=widget, u=u)
+    return _redraw_field(form, converted.data, name, Context(errors=errors, grid_choices=grid_choices()), u)
 
 
 @bp.post("/forms/<key>/upload")
@@ -357,8 +347,12 @@ def upload_field(form, u: dict):
             errors[name] = exc.message
             continue
         _add_file(form, data, name, row.sha256)
-    tree = Renderer(form, Context(errors=errors)).tree(data)
-    widget = tree.find(name)
+    return _redraw_field(form, data, name, Context(errors=errors), u)
+
+
+def _redraw_field(form, data: dict, name: str, context: Context, u: dict):
+    """Draw one field of the form (its wrapper, for htmx to swap), never taking the focus."""
+    widget = Renderer(form, context).tree(data).find(name)
     if widget is None:
         return "", 204
     widget.autofocus = False
