@@ -105,7 +105,8 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
             insert_row(Submission, fields)
             insert_row(Event, dict(submission=sid, at=now, actor=person, kind="submitted",
                                    to_status="submitted", revision=1,
-                                   payload={"form_version": version.version}))
+                                   payload={"form_version": version.version,
+                                            **({"overlays": version.overlays} if version.overlays else {})}))
             if started is not None:
                 store.write_started(Submission(**fields), started)
             attachments.link(compiled(version), sid, result.data)
@@ -307,6 +308,7 @@ def case_detail_json(case: Submission, tz: str, reveal: bool = False, viewer: in
     names = _usernames(events)
     body = case_json(case, tz, reveal)
     body["outcome"] = case.outcome
+    body["overlays"] = case.form_version.overlays or []
     body["tasks"] = case_tasks(case, viewer, tz) if viewer is not None else []
     body["history"] = [
         {

@@ -155,9 +155,13 @@ class FormVersion(BaseModel):
     source = CharField(max_length=512, null=True)
     created_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
+    # '' for a published base version; for an effective (adapted) version, the overlays applied to
+    # base version `version`, top down, as "GRID:N/GRID:N" (also listed in `overlays`).
+    variant = CharField(max_length=512, default="")
+    overlays = Json(null=True)
 
     class Meta:
-        indexes = ((("form", "version"), True),)
+        indexes = ((("form", "version", "variant"), True),)
 
 
 class Flow(BaseModel):
@@ -178,9 +182,13 @@ class FlowVersion(BaseModel):
     source = CharField(max_length=512, null=True)
     created_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
+    # '' for a published base version; for an effective (adapted) version, the overlays applied to
+    # base version `version`, top down, as "GRID:N/GRID:N" (also listed in `overlays`).
+    variant = CharField(max_length=512, default="")
+    overlays = Json(null=True)
 
     class Meta:
-        indexes = ((("flow", "version"), True),)
+        indexes = ((("flow", "version", "variant"), True),)
 
 
 class Submission(BaseModel):
@@ -342,8 +350,56 @@ class Draft(BaseModel):
         indexes = ((("person", "updated_at"), False),)
 
 
+class Overlay(BaseModel):
+    """One published version of a local adaptation (RFC 6902 patch) of a form or flow for a subtree."""
+
+    kind = CharField(max_length=8)  # form, flow
+    key = CharField(max_length=64)
+    grid = ForeignKeyField(GridNode, on_delete="RESTRICT")
+    version = IntegerField()
+    patch = Json()
+    base_version = IntegerField()
+    note = CharField(max_length=256, default="")
+    created_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "key", "grid", "version"), True),)
+
+
+class Adaptation(BaseModel):
+    """The state of a subtree's adaptation: its newest overlay, the effective version in use, a conflict."""
+
+    kind = CharField(max_length=8)
+    key = CharField(max_length=64)
+    grid = ForeignKeyField(GridNode, on_delete="RESTRICT")
+    overlay_version = IntegerField()
+    effective = IntegerField(null=True)  # id of the FormVersion / FlowVersion row in use
+    conflict = Json(null=True)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "key", "grid"), True),)
+
+
+class DefinitionDraft(BaseModel):
+    """An administrator's unpublished edit of a form or flow (scope '' = the template itself)."""
+
+    kind = CharField(max_length=8)
+    key = CharField(max_length=64)
+    scope = CharField(max_length=64, default="")
+    definition = Json()
+    revision = IntegerField(default=1)
+    tests = Json(default=list)
+    updated_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "key", "scope"), True),)
+
+
 MODELS = (
     Level, Role, Department, GridNode, Person, Membership, LoginFailure, AuditEntry, ApiToken,
     Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment, CaseFile, Task, TaskAssignee, CcEntry,
-    CaseLink, Draft,
+    CaseLink, Draft, Overlay, Adaptation, DefinitionDraft,
 )

@@ -176,17 +176,26 @@ def case_view(case: Submission) -> engine.Case:
 _flow_versions: dict[tuple, FlowVersion] = {}
 
 
-def flow_for(form_definition: dict) -> FlowVersion | None:
-    """The newest version of the flow a form names (a running case keeps the one it started with).
+def flow_for(form_definition: dict, grid_path: str | None = None) -> FlowVersion | None:
+    """The version of the flow a form names that a grid uses now (a running case keeps its own).
 
-    Versions are immutable: each is read once per process; only the newest one's id is looked up.
+    That is the grid's adapted flow when a township adapted it, else the newest published one.
+    Versions are immutable: each is read once per process; only the id in use is looked up.
     """
+    from .definitions.overlays import effective_id
+
     key = form_definition.get("flow")
     if not key:
         return None
+    adapted = effective_id("flow", key, grid_path) if grid_path else None
+    if adapted is not None:
+        ident = (database.obj.database, adapted)
+        if ident not in _flow_versions:
+            _flow_versions[ident] = FlowVersion.get_by_id(adapted)
+        return _flow_versions[ident]
     row = database.execute_sql(sql(
         'SELECT v.id FROM "flow_version" AS v JOIN "flow" AS f ON f.id = v.flow_id '
-        "WHERE f.key = {p} ORDER BY v.version DESC LIMIT 1"), (key,)).fetchone()
+        "WHERE f.key = {p} AND v.variant = '' ORDER BY v.version DESC LIMIT 1"), (key,)).fetchone()
     if row is None:
         return None
     ident = (database.obj.database, row[0])
@@ -208,7 +217,7 @@ class Started:
 
 def first_step(case: Submission, definition: dict, zone: str) -> Started | None:
     """Work out where a new case's flow starts: its state and status go into the case's insert."""
-    version = flow_for(definition)
+    version = flow_for(definition, case.grid_path)
     if version is None:
         return None
     env = environment(zone, case.created_at)
@@ -401,10 +410,10 @@ def _mark_acted(case: Submission, step: engine.Step, actor: int, now: datetime) 
 def _spawn(case: Submission, spawn: dict, now: datetime) -> None:
     """Start a linked case of another form from this one's data (e.g. a visit's issue → an incident)."""
     from . import cases
-    from .definitions.versions import latest_form
+    from .definitions.overlays import effective
 
-    version = latest_form(spawn["form"])
     node = GridNode.get_by_id(case.grid_id)
+    version = effective("form", spawn["form"], node.path)
     submitter = Person.get_by_id(case.created_by_id)
     try:
         if version is None:

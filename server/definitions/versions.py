@@ -51,7 +51,7 @@ def publish(kind: str, doc: dict, source: str | None = None,
     digest = content_hash(doc)
     with database.atomic():
         head, _ = head_model.get_or_create(key=doc["key"], defaults={"title": doc["title"]})
-        latest = (version_model.select().where(owner_field == head)
+        latest = (version_model.select().where((owner_field == head) & (version_model.variant == ""))
                   .order_by(version_model.version.desc()).first())
         if latest is not None and latest.content_hash == digest:
             return Loaded(kind, head.key, latest.version, False)
@@ -61,6 +61,9 @@ def publish(kind: str, doc: dict, source: str | None = None,
         if head.title != doc["title"]:
             head.title = doc["title"]
             head.save()
+        from .overlays import reapply
+
+        reapply(kind, head.key, by)
     return Loaded(kind, head.key, number, True)
 
 
@@ -96,7 +99,7 @@ def latest_form(key: str) -> FormVersion | None:
     """
     row = database.execute_sql(sql(
         'SELECT v.id, v.version, v.content_hash FROM "form_version" AS v JOIN "form" AS f ON f.id = v.form_id '
-        "WHERE f.key = {p} ORDER BY v.version DESC LIMIT 1"), (key,)).fetchone()
+        "WHERE f.key = {p} AND v.variant = '' ORDER BY v.version DESC LIMIT 1"), (key,)).fetchone()
     if row is None:
         return None
     ident = (database.obj.database, key, *row)
@@ -107,10 +110,16 @@ def latest_form(key: str) -> FormVersion | None:
     return version
 
 
-def form_version(key: str, version: int) -> FormVersion | None:
-    """Return one exact version of a form, or None."""
+def latest_flow(key: str) -> FlowVersion | None:
+    """Return the newest published version of a flow, or None."""
+    return (FlowVersion.select(FlowVersion, Flow).join(Flow)
+            .where((Flow.key == key) & (FlowVersion.variant == "")).order_by(FlowVersion.version.desc()).first())
+
+
+def form_version(key: str, version: int, variant: str = "") -> FormVersion | None:
+    """Return one exact version of a form (a published one, or an adaptation of it), or None."""
     return (FormVersion.select(FormVersion, Form).join(Form)
-            .where((Form.key == key) & (FormVersion.version == version)).first())
+            .where((Form.key == key) & (FormVersion.version == version) & (FormVersion.variant == variant)).first())
 
 
 def latest_forms() -> list[FormVersion]:
@@ -124,9 +133,11 @@ def latest_flows() -> list[FlowVersion]:
 
 
 def _latest(head, version, owner) -> list:
-    newest = (version.select(owner, fn.MAX(version.version).alias("top")).group_by(owner).alias("newest"))
+    newest = (version.select(owner, fn.MAX(version.version).alias("top")).where(version.variant == "")
+              .group_by(owner).alias("newest"))
     return list(version.select(version, head).join(head)
                 .join(newest, on=((getattr(newest.c, owner.column_name) == owner) & (newest.c.top == version.version)))
+                .where(version.variant == "")
                 .order_by(head.key))
 
 
@@ -177,10 +188,12 @@ def sensitive_for(form_version_id: int) -> tuple:
 def forget_versions() -> None:
     """Drop the per-process caches of versions, for a database emptied and refilled (tests, restores)."""
     from .. import store
+    from .overlays import forget
 
     _versions.clear()
     _sensitive.clear()
     store.forget()
+    forget()
 
 
 def compiled(version: FormVersion) -> CompiledForm:

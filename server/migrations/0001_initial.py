@@ -3,6 +3,39 @@ from peewee import *
 
 
 def up(migrator, db):
+    class GridNode(Model):
+        code = CharField(unique=True, max_length=64)
+        name = CharField(max_length=128)
+        level = CharField(max_length=32)
+        parent = ForeignKeyField('self', null=True, on_delete='RESTRICT')
+        path = CharField(index=True, max_length=1024)
+        depth = IntegerField()
+        households = IntegerField(null=True)
+        population = IntegerField(null=True)
+        boundary = JSONField(null=True)
+        retired_at = DateTimeField(null=True)
+        created_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'grid_node'
+    db.create_tables([GridNode])
+
+    class Adaptation(Model):
+        kind = CharField(max_length=8)
+        key = CharField(max_length=64)
+        grid = ForeignKeyField(GridNode, on_delete='RESTRICT')
+        overlay_version = IntegerField()
+        effective = IntegerField(null=True)
+        conflict = JSONField(null=True)
+        updated_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'adaptation'
+            indexes = ((('kind', 'key', 'grid'), True),)
+    db.create_tables([Adaptation])
+
     class Person(Model):
         username = CharField(unique=True, max_length=64)
         name = CharField(max_length=64)
@@ -79,30 +112,14 @@ def up(migrator, db):
         source = CharField(null=True, max_length=512)
         created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
         created_at = DateTimeField()
+        variant = CharField(max_length=512, default='')
+        overlays = JSONField(null=True)
         class Meta:
             legacy_table_names = False
             database = db
             table_name = 'form_version'
-            indexes = ((('form', 'version'), True),)
+            indexes = ((('form', 'version', 'variant'), True),)
     db.create_tables([FormVersion])
-
-    class GridNode(Model):
-        code = CharField(unique=True, max_length=64)
-        name = CharField(max_length=128)
-        level = CharField(max_length=32)
-        parent = ForeignKeyField('self', null=True, on_delete='RESTRICT')
-        path = CharField(index=True, max_length=1024)
-        depth = IntegerField()
-        households = IntegerField(null=True)
-        population = IntegerField(null=True)
-        boundary = JSONField(null=True)
-        retired_at = DateTimeField(null=True)
-        created_at = DateTimeField()
-        class Meta:
-            legacy_table_names = False
-            database = db
-            table_name = 'grid_node'
-    db.create_tables([GridNode])
 
     class Flow(Model):
         key = CharField(unique=True, max_length=64)
@@ -122,11 +139,13 @@ def up(migrator, db):
         source = CharField(null=True, max_length=512)
         created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
         created_at = DateTimeField()
+        variant = CharField(max_length=512, default='')
+        overlays = JSONField(null=True)
         class Meta:
             legacy_table_names = False
             database = db
             table_name = 'flow_version'
-            indexes = ((('flow', 'version'), True),)
+            indexes = ((('flow', 'version', 'variant'), True),)
     db.create_tables([FlowVersion])
 
     class Submission(Model):
@@ -189,6 +208,22 @@ def up(migrator, db):
             table_name = 'cc_entry'
             indexes = ((('person', 'at'), False),)
     db.create_tables([CcEntry])
+
+    class DefinitionDraft(Model):
+        kind = CharField(max_length=8)
+        key = CharField(max_length=64)
+        scope = CharField(max_length=64, default='')
+        definition = JSONField()
+        revision = IntegerField(default=1)
+        tests = JSONField(default=list)
+        updated_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        updated_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'definition_draft'
+            indexes = ((('kind', 'key', 'scope'), True),)
+    db.create_tables([DefinitionDraft])
 
     class Department(Model):
         key = CharField(primary_key=True, max_length=32)
@@ -268,6 +303,23 @@ def up(migrator, db):
             indexes = ((('person', 'node', 'role', 'department'), True),)
     db.create_tables([Membership])
 
+    class Overlay(Model):
+        kind = CharField(max_length=8)
+        key = CharField(max_length=64)
+        grid = ForeignKeyField(GridNode, on_delete='RESTRICT')
+        version = IntegerField()
+        patch = JSONField()
+        base_version = IntegerField()
+        note = CharField(max_length=256, default='')
+        created_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')
+        created_at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'overlay'
+            indexes = ((('kind', 'key', 'grid', 'version'), True),)
+    db.create_tables([Overlay])
+
     class Role(Model):
         key = CharField(primary_key=True, max_length=32)
         name = CharField(max_length=64)
@@ -321,22 +373,25 @@ def down(migrator, db):
     migrator.migrate(migrator.drop_table('task_assignee'))
     migrator.migrate(migrator.drop_table('task'))
     migrator.migrate(migrator.drop_table('role'))
+    migrator.migrate(migrator.drop_table('overlay'))
     migrator.migrate(migrator.drop_table('membership'))
     migrator.migrate(migrator.drop_table('login_failure'))
     migrator.migrate(migrator.drop_table('level'))
     migrator.migrate(migrator.drop_table('event'))
     migrator.migrate(migrator.drop_table('draft'))
     migrator.migrate(migrator.drop_table('department'))
+    migrator.migrate(migrator.drop_table('definition_draft'))
     migrator.migrate(migrator.drop_table('cc_entry'))
     migrator.migrate(migrator.drop_table('case_link'))
     migrator.migrate(migrator.drop_table('case_file'))
     migrator.migrate(migrator.drop_table('submission'))
     migrator.migrate(migrator.drop_table('flow_version'))
     migrator.migrate(migrator.drop_table('flow'))
-    migrator.migrate(migrator.drop_table('grid_node'))
     migrator.migrate(migrator.drop_table('form_version'))
     migrator.migrate(migrator.drop_table('form'))
     migrator.migrate(migrator.drop_table('audit_entry'))
     migrator.migrate(migrator.drop_table('attachment'))
     migrator.migrate(migrator.drop_table('api_token'))
     migrator.migrate(migrator.drop_table('person'))
+    migrator.migrate(migrator.drop_table('adaptation'))
+    migrator.migrate(migrator.drop_table('grid_node'))

@@ -8,6 +8,7 @@ from datetime import date
 from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import attachments, cases, inbox, store
+from ..definitions.overlays import effective
 from ..definitions.versions import latest_form, latest_forms
 from ..errors import Refusal
 from ..grids import node_by_code
@@ -114,16 +115,18 @@ def forms():
 @bp.get("/forms/<key>")
 def form(key: str):
     """Show the effective definition of a form for a grid."""
-    version = latest_form(key)
-    if version is None:
+    if latest_form(key) is None:
         raise Refusal(404, "not_found", f"找不到表单 {key}")
     code = request.args.get("grid")
+    node = None
     if code is not None:
         node = node_by_code(code)
         if node is None or not g.scope.covers(node.path):
             raise Refusal(404, "not_found", f"网格 {code} 不存在或不在您的管辖范围内")
+    version = effective("form", key, node.path if node else None)
     d = version.definition
     return {"key": key, "title": d["title"], "version": version.version,
+            "overlays": version.overlays or [],
             "description": d.get("description"), "schema": d["schema"], "ui": d.get("ui", {}),
             "flow": d.get("flow")}
 
@@ -153,7 +156,7 @@ def submit(key: str):
                       [FieldError("/grid", f"网格 {node.name}（{code}）已撤销，不能再提交")])
     if not g.scope.can_submit_at(node):
         raise Refusal(403, "forbidden", f"您无权在网格 {node.name}（{code}）提交")
-    case, created = cases.submit(g.person, version, node, data, sid)
+    case, created = cases.submit(g.person, effective("form", key, node.path), node, data, sid)
     body = cases.case_json(case, _tz(), reveal=True)  # what the caller just sent
     if not created:
         return body, 200

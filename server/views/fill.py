@@ -20,7 +20,8 @@ from flask_babel import lazy_gettext as _l
 
 from .. import attachments, cases, inbox
 from ..db import database
-from ..definitions.versions import compiled, form_version, latest_form, latest_forms
+from ..definitions.overlays import effective
+from ..definitions.versions import compiled, form_version, latest_forms
 from ..errors import Refusal
 from ..formdata import apply_op, from_post
 from ..grids import node_by_code
@@ -85,14 +86,36 @@ def file_info(sha: str):
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def _version(key: str) -> FormVersion:
-    """The version a post was made with (kept across a new publication), else the newest."""
-    wanted = request.form.get("_version", type=int) if request.method == "POST" else None
-    version = form_version(key, wanted) if wanted else None
-    version = version or latest_form(key)
-    if version is None:
+def _version(key: str, grid: str | None = None) -> FormVersion:
+    """The version a post was made with (kept across a new publication), else the one the grid uses.
+
+    A grid may use a township's adaptation of the form; when the grid posted uses other
+    adaptations than the page was drawn with, the grid's version is used (and the page redrawn).
+    """
+    node = node_by_code(grid) if grid else None
+    here = effective("form", key, node.path if node else None)
+    if here is None:
         abort(404, description=_("找不到这张表单"))
-    return version
+    wanted = request.form.get("_version", type=int) if request.method == "POST" else None
+    if wanted:
+        variant = request.form.get("_variant", "")
+        posted = form_version(key, wanted, variant)
+        if posted is not None and _chain(posted) == _chain(here):
+            return posted
+    return here
+
+
+def _posted_grid() -> str | None:
+    return (request.form.get("_grid") or "").strip().upper() or None
+
+
+def _chain(version: FormVersion) -> tuple:
+    return tuple(o["grid"] for o in version.overlays or [])
+
+
+def _switched(version: FormVersion) -> bool:
+    """Whether the page was drawn with other adaptations than the version now used."""
+    return request.form.get("_variant", "") != version.variant and request.form.get("_version") is not None
 
 
 def grid_choices() -> list[tuple[str, str]] | None:
@@ -214,8 +237,8 @@ def new(key: str):
             return redirect(url_for("fill.mine"))
         version = FormVersion.get_by_id(draft.form_version_id)
         return _page(version, draft.data, sid=draft.id, grid=draft.grid_code, saved_at=draft.updated_at)
-    version = _version(key)
     grid = request.args.get("grid") or _default_grid()
+    version = _version(key, grid)
     return _page(version, defaults(compiled(version)) or {}, sid=str(uuid.uuid4()), grid=grid)
 
 
@@ -223,10 +246,10 @@ def new(key: str):
 @login_required
 def submit(key: str):
     """Submit the form; or, when a row button was pressed without JavaScript, redraw it."""
-    version = _version(key)
+    grid = _posted_grid()
+    version = _version(key, grid)
     form = compiled(version)
     sid = _sid()
-    grid = (request.form.get("_grid") or "").strip().upper() or None
     op = request.form.get("_op")
     converted = from_post(form, _posted_pairs(), keep_empty=bool(op), base=defaults(form) or {})
     data = converted.data
@@ -241,6 +264,10 @@ def submit(key: str):
     errors = _error_map(converted.errors + result.errors)
     for where, message in problems:
         errors.setdefault(where, message)
+    if _switched(version) and not errors:
+        _save_draft(version, sid, grid, result.data)
+        return _page(version, result.data, sid=sid, grid=grid, fragment=htmx,
+                     message=_("所选网格使用本地调整后的表单，请核对后再提交。"))
     appeared = _newly_shown(form, result.data)
     if appeared and not errors:
         _save_draft(version, sid, grid, result.data)
@@ -290,13 +317,13 @@ def _newly_shown(form, data) -> list[str]:
 @login_required
 def render(key: str):
     """Redraw the form after a row was added, removed or moved, or a condition's field changed."""
-    version = _version(key)
+    grid = _posted_grid()
+    version = _version(key, grid)
     form = compiled(version)
     data = from_post(form, _posted_pairs(), keep_empty=True, base=defaults(form) or {}).data
     op = request.form.get("_op")
     if op and op != "render":
         data = apply_op(data, op, form)
-    grid = (request.form.get("_grid") or "").strip().upper() or None
     return _page(version, data, sid=_sid(), grid=grid, fragment=True, focus=_added_row(op))
 
 
@@ -309,7 +336,7 @@ def _added_row(op: str | None) -> str | None:
 @login_required
 def check(key: str):
     """Check one field as the person leaves it, and redraw it with its message (or none)."""
-    version = _version(key)
+    version = _version(key, _posted_grid())
     return check_field(compiled(version), urls_for(version))
 
 
@@ -329,7 +356,7 @@ def check_field(form, u: dict):
 @login_required
 def upload(key: str):
     """Store the files picked for a photo or file field and redraw the field with thumbnails."""
-    version = _version(key)
+    version = _version(key, _posted_grid())
     return upload_field(compiled(version), urls_for(version))
 
 
@@ -363,7 +390,7 @@ def _redraw_field(form, data: dict, name: str, context: Context, u: dict):
 @login_required
 def save_draft(key: str):
     """Save what has been typed so far as a draft (no validation: a draft may be half done)."""
-    version = _version(key)
+    version = _version(key, _posted_grid())
     form = compiled(version)
     data = from_post(form, _posted_pairs(), keep_empty=True, base=defaults(form) or {}).data
     grid = (request.form.get("_grid") or "").strip().upper() or None
