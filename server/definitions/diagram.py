@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from string import Template
 
 from markupsafe import Markup, escape
 
@@ -15,7 +16,7 @@ TITLE_SIZE = 14
 KIND_SIZE = 11
 LABEL_SIZE = 12
 TITLE_WIDTH = 168
-LABEL_WIDTH = 150
+LABEL_WIDTH = 170
 PAD_X = 14
 LINE = 18
 LAYER_GAP = 64
@@ -23,16 +24,18 @@ NODE_GAP = 30
 DUMMY_W = 8
 MARGIN = 16
 CORNER = 10
+SWEEPS = 8
 
 TYPE_LABELS = {"task": "办理", "branch": "判断", "parallel": "并行", "join": "汇合", "cc": "抄送",
                "spawn": "派生", "end": "结束"}
 OUTCOMES = {"resolved": "办结", "rejected": "不予受理/驳回", "withdrawn": "撤回"}
 CLOSING = set("，。、；：？！）》」』】〕”’…,.;:?!)]}")
+OPENING = set("（《「『【〔“‘([{")
 FONT = ('system-ui, -apple-system, "Segoe UI", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", '
         '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", sans-serif')
 
-STYLE = """
-.flow-diagram{font-family:%(font)s}
+STYLE = Template("""
+.flow-diagram{font-family:$font}
 .flow-diagram text{fill:#1f2933}
 .flow-diagram .node .shape{fill:#fff;stroke:#5b6b7a;stroke-width:1.5}
 .flow-diagram .node.branch .shape{fill:#fff8e1;stroke:#b8891a}
@@ -43,9 +46,9 @@ STYLE = """
 .flow-diagram .node.passed .shape{fill:#e3f1e6;stroke:#6f9f7b}
 .flow-diagram .node.passed.parallel .shape,.flow-diagram .node.passed.join .shape{fill:#5d8a69;stroke:#4a7455}
 .flow-diagram .node.current .shape{stroke:#c0392b;stroke-width:3.5}
-.flow-diagram .node .kind{font-size:%(kind)spx;fill:#6b7785}
+.flow-diagram .node .kind{font-size:${kind}px;fill:#6b7785}
 .flow-diagram .node.parallel .kind,.flow-diagram .node.join .kind{fill:#d5dce4}
-.flow-diagram .node .name{font-size:%(title)spx}
+.flow-diagram .node .name{font-size:${title}px}
 .flow-diagram .badge rect{fill:#c0392b}
 .flow-diagram .badge text{fill:#fff;font-size:11px;font-weight:bold}
 .flow-diagram .missing rect{fill:#fff;stroke:#c0392b;stroke-dasharray:3 3}
@@ -59,13 +62,13 @@ STYLE = """
 .flow-diagram .arrow.side path{fill:#8e6fb0}
 .flow-diagram .arrow.join path{fill:#8e9aa6}
 .flow-diagram .edge-label rect{fill:#fff;fill-opacity:.92;stroke:#dde3ea;stroke-width:.8}
-.flow-diagram .edge-label text{font-size:%(label)spx;fill:#3e4c59}
+.flow-diagram .edge-label text{font-size:${label}px;fill:#3e4c59}
 .flow-diagram .edge-label.loop text{fill:#a04000}
 .flow-diagram .start circle{fill:#3d4b5c}
 .flow-diagram .start path{fill:none;stroke:#3d4b5c;stroke-width:1.5}
 .flow-diagram a:hover .shape,.flow-diagram a:focus .shape{stroke-width:2.5}
 .flow-diagram a:hover .name{text-decoration:underline}
-""" % {"font": FONT, "kind": KIND_SIZE, "title": TITLE_SIZE, "label": LABEL_SIZE}
+""").substitute(font=FONT, kind=KIND_SIZE, title=TITLE_SIZE, label=LABEL_SIZE)
 
 
 @dataclass
@@ -165,28 +168,36 @@ def _truncate(text: str, size: float, width: float) -> str:
 
 
 def _wrap(text: str, size: float, width: float, max_lines: int = 2) -> list[str]:
-    """Wrap text into at most max_lines lines, keeping ASCII words whole where possible."""
-    tokens = re.findall(r"[A-Za-z0-9_\-./:@#]+|\s+|.", text.strip())
-    lines: list[str] = []
-    current = ""
-    for token in tokens:
-        if _text_width(current + token, size) <= width or (token in CLOSING and current):
-            current += token
+    """Wrap text into at most max_lines lines (two balanced lines when that fits), ending with … if cut."""
+    text = text.strip()
+    if _text_width(text, size) <= width or max_lines < 2:
+        return [_truncate(text, size, width)]
+    tokens = re.findall(r"[A-Za-z0-9_\-./:@#]+|\s+|.", text)
+    best: tuple[float, list[str]] | None = None
+    for i in range(1, len(tokens)):
+        if tokens[i] in CLOSING or tokens[i - 1] in OPENING:
             continue
-        if current.strip():
-            lines.append(current.rstrip())
-        current = token.lstrip()
-        while _text_width(current, size) > width:
-            head = _truncate(current, size, width)[:-1] or current[:1]
-            lines.append(head)
-            current = current[len(head):]
-    if current.strip():
-        lines.append(current.rstrip())
-    if len(lines) > max_lines:
-        rest = "".join(lines[max_lines - 1:])
-        lines = lines[:max_lines - 1] + [_truncate(rest + "……", size, width)]
-        if lines[-1].endswith("……"):
-            lines[-1] = lines[-1][:-1]
+        head, tail = "".join(tokens[:i]).rstrip(), "".join(tokens[i:]).strip()
+        widest = max(_text_width(head, size), _text_width(tail, size))
+        if head and tail and widest <= width and (best is None or widest < best[0]):
+            best = (widest, [head, tail])
+    if best:
+        return best[1]
+    lines: list[str] = []
+    pos = 0
+    while len(lines) < max_lines - 1:
+        pos = len(text) - len(text[pos:].lstrip())
+        if _text_width(text[pos:], size) <= width:
+            break
+        take = ""
+        for token in re.findall(r"[A-Za-z0-9_\-./:@#]+|\s+|.", text[pos:]):
+            if _text_width(take + token, size) > width and not (token in CLOSING and take):
+                break
+            take += token
+        take = take or _truncate(text[pos:], size, width)[:-1] or text[pos]
+        lines.append(take.rstrip())
+        pos += len(take)
+    lines.append(_truncate(text[pos:].strip(), size, width))
     return lines or [""]
 
 
@@ -266,8 +277,7 @@ def _node_box(node_id: str, node: dict) -> _Box:
 
 def _collect(definition: dict) -> tuple[dict[str, _Box], list[_Edge], dict[str, int]]:
     """Boxes for the nodes and missing targets, the edges, and each node's definition index."""
-    raw = definition.get("nodes")
-    nodes = {str(k): (v if isinstance(v, dict) else {}) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    nodes = _nodes(definition)
     boxes = {node_id: _node_box(node_id, node) for node_id, node in nodes.items()}
     index = {node_id: i for i, node_id in enumerate(nodes)}
     found: list[_Edge] = []
@@ -375,9 +385,9 @@ def _segments(found: list[_Edge]) -> list[tuple[str, str, float]]:
         if edge.side:
             continue
         keys = [edge.src] + edge.chain + [edge.dst]
+        last = len(keys) - 2
         for i in range(len(keys) - 1):
-            weight = 1.0 + (i > 0) + (i < len(keys) - 2) * 1.0
-            weight = 8.0 if 0 < i < len(keys) - 2 else weight
+            weight = 3.0 if last == 0 else 6.0 if 0 < i < last else 1.0
             out.append((keys[i], keys[i + 1], weight))
     return out
 
@@ -434,7 +444,7 @@ def _pack(items: list[_Box], wants: list[float], weights: list[float]) -> list[f
     """Centers closest (weighted least squares) to the wanted ones, keeping order and spacing."""
     offsets = [0.0] * len(items)
     blocks: list[list] = []
-    for i, box in enumerate(items):
+    for i in range(len(items)):
         blocks.append([i, i, weights[i], weights[i] * wants[i]])
         while len(blocks) > 1:
             prev, cur = blocks[-2], blocks[-1]
@@ -455,8 +465,9 @@ def _pack(items: list[_Box], wants: list[float], weights: list[float]) -> list[f
     return out
 
 
-def _place(boxes: dict[str, _Box], layers: list[list[str]], segs: list[tuple[str, str, float]]) -> list[float]:
-    """Set x by neighbour-pulling passes and y by layer bands; return each layer band's top."""
+def _place(boxes: dict[str, _Box], layers: list[list[str]], segs: list[tuple[str, str, float]],
+           gaps: list[float]) -> list[tuple[float, float]]:
+    """Set x by neighbour-pulling passes and y by layer bands; return each band's (top, bottom)."""
     ups: dict[str, list[tuple[str, float]]] = {k: [] for k in boxes}
     downs: dict[str, list[tuple[str, float]]] = {k: [] for k in boxes}
     for up, down, weight in segs:
@@ -466,7 +477,7 @@ def _place(boxes: dict[str, _Box], layers: list[list[str]], segs: list[tuple[str
         items = [boxes[k] for k in layer]
         for box, x in zip(items, _pack(items, [0.0] * len(items), [1.0] * len(items)), strict=True):
             box.x = x
-    for sweep in range(8):
+    for sweep in range(SWEEPS):
         downward = sweep % 2 == 0
         order = layers[1:] if downward else list(reversed(layers[:-1]))
         for layer in order:
@@ -486,16 +497,27 @@ def _place(boxes: dict[str, _Box], layers: list[list[str]], segs: list[tuple[str
     left = min((b.left for b in boxes.values()), default=0.0)
     for box in boxes.values():
         box.x = round(box.x - left + MARGIN, 1)
-    tops, y = [], 52.0
-    for layer in layers:
-        height = max((boxes[k].h for k in layer), default=0)
-        tops.append(y)
+    bands, y = [], 52.0
+    for n, layer in enumerate(layers):
+        height = max((boxes[k].h for k in layer if boxes[k].kind != "dummy"), default=0)
+        bands.append((y, y + height))
         for key in layer:
             boxes[key].y = y + height / 2
             if boxes[key].kind == "dummy":
                 boxes[key].h = height
-        y += height + LAYER_GAP
-    return tops
+        y += height + gaps[n]
+    return bands
+
+
+def _gaps(boxes: dict[str, _Box], found: list[_Edge], depth: int) -> list[float]:
+    """The space below each layer: more when more labelled edges leave it."""
+    count = [0] * depth
+    for edge in found:
+        if edge.label and not edge.side:
+            count[boxes[edge.src].layer] += 1
+        elif edge.label and boxes[edge.src].layer - boxes[edge.dst].layer == 1:
+            count[boxes[edge.dst].layer] += 1
+    return [LAYER_GAP + 8 * min(max(c - 1, 0), 3) for c in count]
 
 
 # -- routing ---------------------------------------------------------------------------------------
@@ -538,7 +560,7 @@ def _line(p: tuple[float, float], q: tuple[float, float]) -> tuple:
     return (p, p, q, q)
 
 
-def _route_forward(boxes: dict[str, _Box], found: list[_Edge], tops: list[float]) -> None:
+def _route_forward(boxes: dict[str, _Box], found: list[_Edge], bands: list[tuple[float, float]]) -> None:
     """Route downward edges through their dummies, ports spread along the boxes' flat ends."""
     outs: dict[str, list[_Edge]] = {}
     ins: dict[str, list[_Edge]] = {}
@@ -564,7 +586,7 @@ def _route_forward(boxes: dict[str, _Box], found: list[_Edge], tops: list[float]
         if edge.side:
             continue
         src, dst = boxes[edge.src], boxes[edge.dst]
-        band_bottom = tops[src.layer] + max(b.h for b in boxes.values() if b.layer == src.layer and b.kind != "dummy")
+        band_bottom, top = bands[src.layer][1], bands[dst.layer][0]
         point = (start_x[edge.order], src.bottom)
         segs = []
         if band_bottom > point[1] + 0.5:
@@ -576,9 +598,9 @@ def _route_forward(boxes: dict[str, _Box], found: list[_Edge], tops: list[float]
             segs.append(_line((dummy.x, dummy.top), (dummy.x, dummy.bottom)))
             point = (dummy.x, dummy.bottom)
         end = (end_x[edge.order], dst.top)
-        if dst.top > tops[dst.layer] + 0.5:
-            segs.append(_curve(point, (end[0], tops[dst.layer])))
-            segs.append(_line((end[0], tops[dst.layer]), end))
+        if dst.top > top + 0.5:
+            segs.append(_curve(point, (end[0], top)))
+            segs.append(_line((end[0], top), end))
         else:
             segs.append(_curve(point, end))
         edge.segments = segs
@@ -632,32 +654,36 @@ def _rightmost(boxes: dict[str, _Box], layers: list[list[str]]) -> set[str]:
     return out
 
 
-def _route_side(boxes: dict[str, _Box], layers: list[list[str]], found: list[_Edge], tops: list[float],
-                obstacles: list[tuple[float, float, float, float]]) -> None:
+def _route_side(boxes: dict[str, _Box], layers: list[list[str]], found: list[_Edge],
+                bands: list[tuple[float, float]], obstacles: list[tuple[float, float, float, float]]) -> None:
     """Route loops and other upward edges along lanes on the right of everything they pass."""
     side = [e for e in found if e.side]
     if not side:
         return
     right = _rightmost(boxes, layers)
-    heights = [max((boxes[k].h for k in layer), default=0) for layer in layers]
 
     def gap_above(layer: int) -> float:
-        return tops[layer] - LAYER_GAP / 2
+        return (bands[layer][0] + bands[layer - 1][1]) / 2 if layer else bands[0][0] - LAYER_GAP / 2
 
     def gap_below(layer: int) -> float:
-        return tops[layer] + heights[layer] + LAYER_GAP / 2
+        last = layer + 1 >= len(bands)
+        return bands[layer][1] + LAYER_GAP / 2 if last else (bands[layer][1] + bands[layer + 1][0]) / 2
 
+    laned = []
     for edge in side:
         src, dst = boxes[edge.src], boxes[edge.dst]
+        if edge.src not in right and edge.dst not in right and src.layer == dst.layer + 1:
+            continue
         y1 = src.y if edge.src in right else gap_above(src.layer)
         y2 = dst.y if edge.dst in right else gap_below(dst.layer)
         lo = min(y1, y2, src.top if edge.src in right else y1, dst.top if edge.dst in right else y2)
         hi = max(y1, y2, src.bottom if edge.src in right else y1, dst.bottom if edge.dst in right else y2)
-        edge.span = (lo, hi)
+        edge.span = (lo - 10, hi + 10)
+        laned.append(edge)
     placed: list[_Edge] = []
-    for edge in sorted(side, key=lambda e: (e.span[1] - e.span[0], e.order)):
+    for edge in sorted(laned, key=lambda e: (e.span[1] - e.span[0], e.order)):
         lo, hi = edge.span
-        half = (_text_width(_label_text(edge), LABEL_SIZE) + 10) / 2 if edge.label else 0
+        half = _half_label(edge)
         base = max([b.right for b in boxes.values() if b.top <= hi and b.bottom >= lo]
                    + [r[2] for r in obstacles if r[1] <= hi and r[3] >= lo] + [0.0])
         lane = base + 14 + half
@@ -665,28 +691,42 @@ def _route_side(boxes: dict[str, _Box], layers: list[list[str]], found: list[_Ed
         while moved:
             moved = False
             for other in placed:
-                if other.span[0] <= hi + 8 and other.span[1] >= lo - 8:
-                    other_half = (_text_width(_label_text(other), LABEL_SIZE) + 10) / 2 if other.label else 0
-                    need = max(half + other_half + 6, 12)
-                    if abs(lane - other.lane) < need:
+                if other.span[0] <= hi and other.span[1] >= lo:
+                    need = max(half + _half_label(other) + 6, 12)
+                    if abs(lane - other.lane) < need - 1e-6:
                         lane = other.lane + need
                         moved = True
         edge.lane = round(lane, 1)
         placed.append(edge)
-    _side_paths(boxes, side, right, gap_above, gap_below)
+    _side_paths(boxes, side, right, (gap_above, gap_below), obstacles)
+
+
+def _half_label(edge: _Edge) -> float:
+    """Half the width of an edge's drawn label (0 without one)."""
+    return (_text_width(_label_text(edge), LABEL_SIZE) + 10) / 2 if edge.label else 0.0
+
+
+def _clear_y(y: float, x0: float, x1: float, obstacles: list[tuple[float, float, float, float]]) -> float:
+    """A y near the given one where a horizontal line from x0 to x1 crosses no obstacle."""
+    lo, hi = min(x0, x1), max(x0, x1)
+    for step in (0, -6, 6, -12, 12, -18, 18):
+        if not any(r[0] <= hi and r[2] >= lo and r[1] <= y + step <= r[3] for r in obstacles):
+            return y + step
+    return y
 
 
 def _side_paths(boxes: dict[str, _Box], side: list[_Edge], right: set[str],
-                gap_above: Callable[[int], float], gap_below: Callable[[int], float]) -> None:
+                gaps: tuple[Callable[[int], float], Callable[[int], float]],
+                obstacles: list[tuple[float, float, float, float]]) -> None:
     """Build the paths of side edges once their lanes are known, spreading the endpoints."""
+    gap_above, gap_below = gaps
     ends: dict[str, list[tuple]] = {}
     for edge in side:
         src, dst = boxes[edge.src], boxes[edge.dst]
         self_loop = edge.src == edge.dst
-        up_from_src = dst.y < src.y or self_loop
-        ends.setdefault(edge.src, []).append((edge, "out", up_from_src))
+        ends.setdefault(edge.src, []).append((edge, "out", dst.y < src.y or self_loop))
         ends.setdefault(edge.dst, []).append((edge, "in", not (dst.y < src.y) and not self_loop))
-    where: dict[tuple[int, str], tuple[float, float]] = {}
+    where: dict[tuple[int, str], tuple] = {}
     for key, group in ends.items():
         box = boxes[key]
         if key in right:
@@ -694,25 +734,27 @@ def _side_paths(boxes: dict[str, _Box], side: list[_Edge], right: set[str],
             ys = _spread(box.y, len(group), box.h - 16, 10)
             for (edge, end, _), y in zip(group, ys, strict=True):
                 where[(edge.order, end)] = (_right_x(box, y - box.y), y)
-        else:
-            for end in ("out", "in"):
-                mine = sorted((t for t in group if t[1] == end), key=lambda t: (t[0].lane, t[0].order))
-                for k, (edge, _, _) in enumerate(mine):
-                    x = box.right - _inset(box) - k * 10
-                    y = box.top if end == "out" else box.bottom
-                    gy = gap_above(box.layer) + k * 6 if end == "out" else gap_below(box.layer) - k * 6
-                    where[(edge.order, end)] = (max(x, box.x), y, gy)
+            continue
+        for end in ("out", "in"):
+            mine = sorted((t for t in group if t[1] == end), key=lambda t: (t[0].lane, t[0].order))
+            for k, (edge, _, _) in enumerate(mine):
+                x = max(box.right - _inset(box) - k * 10, box.x)
+                y = box.top if end == "out" else box.bottom
+                gy = gap_above(box.layer) + k * 6 if end == "out" else gap_below(box.layer) - k * 6
+                where[(edge.order, end)] = (x, y, _clear_y(gy, x, edge.lane, obstacles) if edge.lane else gy)
     for edge in side:
         start, finish = where[(edge.order, "out")], where[(edge.order, "in")]
+        if not edge.lane:
+            edge.segments = [_curve(start[:2], finish[:2])]
+            edge.path = _path(edge.segments)
+            continue
         points = [start[:2]]
         if len(start) == 3:
-            points.append((start[0], start[2]))
-            points.append((edge.lane, start[2]))
+            points += [(start[0], start[2]), (edge.lane, start[2])]
         else:
             points.append((edge.lane, start[1]))
         if len(finish) == 3:
-            points.append((edge.lane, finish[2]))
-            points.append((finish[0], finish[2]))
+            points += [(edge.lane, finish[2]), (finish[0], finish[2])]
         else:
             points.append((edge.lane, finish[1]))
         points.append(finish[:2])
@@ -720,7 +762,7 @@ def _side_paths(boxes: dict[str, _Box], side: list[_Edge], right: set[str],
         edge.path = _path(edge.segments)
 
 
-# -- labels ----------------------------------------------------------------------------------------
+# -- label placement -----------------------------------------------------------------------------
 
 def _label_text(edge: _Edge) -> str:
     """The label as drawn (truncated to fit)."""
@@ -743,20 +785,14 @@ def _overlap(a: tuple, b: tuple) -> float:
 
 
 def _candidates(edge: _Edge) -> list[tuple[float, float]]:
-    """Label centres to try, best first: along the lane for side edges, near the source otherwise."""
-    segs = edge.segments
+    """Label centres to try, best first: middles of the longer segments (the lane of a side edge) first."""
+    segs = [s for s in edge.segments if abs(s[3][0] - s[0][0]) + abs(s[3][1] - s[0][1]) >= 16] or edge.segments
     if edge.side:
-        verticals = sorted((s for s in segs if s[0][0] == s[3][0] and s[0][1] != s[3][1]),
-                           key=lambda s: -abs(s[3][1] - s[0][1]))
-        rest = [s for s in segs if s not in verticals]
-        ordered = verticals + rest
-    else:
-        gaps = [s for s in segs if not (s[0] == s[1] and s[2] == s[3])]
-        ordered = gaps + [s for s in segs if s not in gaps]
+        segs = sorted(segs, key=lambda s: (s[0][0] != s[3][0], -abs(s[3][1] - s[0][1])))
     out = []
-    for seg in ordered:
-        for t in (0.5, 0.35, 0.65, 0.2, 0.8, 0.1, 0.9):
-            out.append(_at(seg, t))
+    for ts in ((0.5,), (0.35, 0.65), (0.2, 0.8), (0.1, 0.9)):
+        for seg in segs:
+            out += [_at(seg, t) for t in ts]
     return out
 
 
@@ -820,7 +856,7 @@ def _node_svg(box: _Box, node: dict, classes: list[str], link: str | None) -> st
         parts.append(f'<text class="name" x="{_n(box.x)}" y="{_n(y0 + 23 + LINE * i + 13)}" '
                      f'text-anchor="middle">{escape(line)}</text>')
     if "current" in classes:
-        bx, by = box.right - 24, y0 - 9
+        bx, by = box.right - 10, y0 - 11
         parts.append(f'<g class="badge"><rect x="{_n(bx)}" y="{_n(by)}" width="32" height="17" rx="8.5"/>'
                      f'<text x="{_n(bx + 16)}" y="{_n(by + 12.5)}" text-anchor="middle">当前</text></g>')
     parts.append("</g>")
@@ -893,12 +929,14 @@ def _marker_id(definition: dict) -> str:
     return f"flow-arrow-{safe or 'x'}"
 
 
-def flow_svg(definition: dict, current: Iterable[str] = (), passed: Iterable[str] = (),
-             link: Callable[[str], str | None] | None = None, title: str | None = None) -> Markup:
-    """Render a flow definition as a standalone, escaped, deterministic SVG diagram."""
-    current, passed = {str(c) for c in current}, {str(p) for p in passed}
-    raw = definition.get("nodes") if isinstance(definition.get("nodes"), dict) else {}
-    nodes = {str(k): (v if isinstance(v, dict) else {}) for k, v in raw.items()}
+def _nodes(definition: dict) -> dict[str, dict]:
+    """The definition's nodes by id (anything that is not a node object counts as an empty one)."""
+    raw = definition.get("nodes")
+    return {str(k): (v if isinstance(v, dict) else {}) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def _layout(definition: dict) -> tuple[dict[str, _Box], list[_Edge], _Box | None]:
+    """Lay out boxes, route edges and place labels; return the boxes, the edges and the start node's box."""
     start = definition.get("start") if isinstance(definition.get("start"), str) else None
     boxes, found, index = _collect(definition)
     reachable, post = _classify(start, boxes, found, index)
@@ -906,23 +944,29 @@ def flow_svg(definition: dict, current: Iterable[str] = (), passed: Iterable[str
     _add_dummies(boxes, found)
     segs = _segments(found)
     layers = _order(boxes, post, segs)
-    tops = _place(boxes, layers, segs) if layers else []
-    _route_forward(boxes, found, tops)
-    solid = [b.rect() for b in boxes.values() if b.kind != "dummy"]
-    start_box = boxes.get(start) if start in nodes else None
+    bands = _place(boxes, layers, segs, _gaps(boxes, found, len(layers))) if layers else []
+    _route_forward(boxes, found, bands)
+    solid = [(b.left - 3, b.top - 3, b.right + 3, b.bottom + 3) for b in boxes.values() if b.kind != "dummy"]
+    start_box = boxes[start] if start in boxes and boxes[start].kind == "node" else None
     if start_box:
         solid.append((start_box.x - 8, start_box.top - 40, start_box.x + 8, start_box.top))
+    right = _rightmost(boxes, layers)
+    stubs = [(boxes[k].right, boxes[k].top + 4, boxes[k].right + 10000, boxes[k].bottom - 4)
+             for k in sorted({k for e in found if e.side for k in (e.src, e.dst) if k in right})]
     forward = [e for e in found if not e.side]
-    _place_labels(forward, [(r[0] - 3, r[1] - 3, r[2] + 3, r[3] + 3) for r in solid])
+    _place_labels(forward, solid + stubs)
     labels = [e.label_box for e in forward if e.label_box]
-    _route_side(boxes, layers, found, tops, labels)
-    _place_labels([e for e in found if e.side], [(r[0] - 3, r[1] - 3, r[2] + 3, r[3] + 3) for r in solid]
-                  + labels)
+    _route_side(boxes, layers, found, bands, labels)
+    _place_labels([e for e in found if e.side], solid + labels)
+    return boxes, found, start_box
 
-    xs, ys = [0.0], [0.0]
+
+def _viewbox(boxes: dict[str, _Box], found: list[_Edge], current: set[str]) -> tuple[float, float, float, float]:
+    """(x, y, width, height) enclosing every box, edge, label and badge, with a margin."""
+    xs, ys = [MARGIN, 120.0], [MARGIN, 40.0]
     for box in boxes.values():
-        xs += [box.left, box.right + (10 if box.key in current else 0)]
-        ys += [box.top - (10 if box.key in current else 0), box.bottom]
+        xs += [box.left, box.right + (24 if box.key in current else 0)]
+        ys += [box.top - (12 if box.key in current else 0), box.bottom]
     for edge in found:
         for seg in edge.segments:
             xs += [p[0] for p in seg]
@@ -931,8 +975,16 @@ def flow_svg(definition: dict, current: Iterable[str] = (), passed: Iterable[str
             xs += [edge.label_box[0], edge.label_box[2]]
             ys += [edge.label_box[1], edge.label_box[3]]
     x0, y0 = min(xs) - MARGIN, min(ys) - MARGIN
-    width, height = max(xs) + MARGIN - x0, max(ys) + MARGIN - y0
+    return x0, y0, max(xs) + MARGIN - x0, max(ys) + MARGIN - y0
 
+
+def flow_svg(definition: dict, current: Iterable[str] = (), passed: Iterable[str] = (),
+             link: Callable[[str], str | None] | None = None, title: str | None = None) -> Markup:
+    """Render a flow definition as a standalone, escaped, deterministic SVG diagram."""
+    current, passed = {str(c) for c in current}, {str(p) for p in passed}
+    nodes = _nodes(definition)
+    boxes, found, start_box = _layout(definition)
+    x0, y0, width, height = _viewbox(boxes, found, current)
     name = _clean(title if title is not None else definition.get("title") or definition.get("key") or "流程图")
     marker = _marker_id(definition)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="flow-diagram" role="img" width="100%" '

@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import attachments, cases, inbox
 from ..db import database
+from ..definitions.diagram import flow_svg
 from ..definitions.overlays import effective
 from ..definitions.versions import compiled, form_version, latest_forms
 from ..errors import Refusal
@@ -522,9 +523,21 @@ def view(sid: str):
         "withdraw": own and flow is not None and not ended and not state.get("acted"),
         "reopen": ended and case.status != "withdrawn" and (g.scope.is_admin_at(case.grid_path) or worked),
     }
+    diagram = flow_svg(flow, current=case.current_nodes or [], passed=state.get("passed") or []) if flow else None
     return render_template("fill/view.html", case=case, version=version, tree=tree, grid=grid,
                            masked=not reveal, files=files, new=request.args.get("new"), flow=flow,
-                           tasks=tasks, timeline=inbox.timeline(case, flow), allowed=allowed)
+                           tasks=tasks, timeline=inbox.timeline(case, flow), allowed=allowed, diagram=diagram,
+                           overlay_text=_overlay_text(version))
+
+
+def _overlay_text(version: FormVersion) -> str:
+    """Name the adaptations a form version carries, e.g. 东街道第 2 版."""
+    if not version.overlays:
+        return ""
+    names = {n.code: n.name for n in GridNode.select(GridNode.code, GridNode.name)
+             .where(GridNode.code.in_([o["grid"] for o in version.overlays]))}
+    return "、".join(_("%(g)s第 %(n)s 版", g=names.get(o["grid"], o["grid"]), n=o["version"])
+                    for o in version.overlays)
 
 
 def _sensitive(case: Submission):

@@ -18,4 +18,4 @@ def index():
     return render_template("admin/index.html", tops=tops)
 
 
-from . import builder, grids, people, sheets  # noqa: E402,F401 - the routes register on bp
+from . import builder, flowedit, grids, people, sheets  # noqa: E402,F401 - the routes register on bp
