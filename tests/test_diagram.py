@@ -391,31 +391,34 @@ def test_chain_of_60_nodes():
 
 
 def random_flow(rng: random.Random, size: int) -> dict:
-    """A random flow: mostly forward references, some loops, parallels with joins, several ends."""
+    """A random flow: a tree from the start plus extra forward references and loops; leaves are ends."""
     ids = [f"s{i}" for i in range(size)]
+    targets: dict[str, list[str]] = {n: [] for n in ids}
+    for i in range(1, size):
+        targets[ids[rng.randrange(max(0, i - 3), i)]].append(ids[i])
+    for i, node_id in enumerate(ids[:-1]):
+        if targets[node_id] and rng.random() < 0.3:
+            targets[node_id].append(rng.choice(ids[i + 1:]))
+        if targets[node_id] and rng.random() < 0.15:
+            targets[node_id].append(ids[rng.randrange(0, i + 1)])
     nodes: dict = {}
     for i, node_id in enumerate(ids):
-        later = ids[i + 1:]
-        if len(later) < 2 or (i > size // 2 and rng.random() < 0.2):
+        to = targets[node_id]
+        kinds = ["task", "task", "cc", "spawn", "parallel"] if len(to) == 1 else ["task", "branch", "parallel"]
+        kind = rng.choice(kinds) if to else "end"
+        if kind == "end":
             nodes[node_id] = {"type": "end", "title": f"结束{i}", "outcome": rng.choice(["resolved", "rejected"])}
-            continue
-        kind = rng.choice(["task", "task", "task", "branch", "parallel", "cc", "spawn"])
-        back = ids[rng.randrange(0, i + 1)] if rng.random() < 0.15 else None
-        targets = rng.sample(later, min(len(later), rng.randint(1, 3)))
-        if kind == "task":
-            actions = [{"key": f"a{k}", "title": f"动作{k}·{t}", "to": t} for k, t in enumerate(targets)]
-            if back:
-                actions.append({"key": "back", "title": "退回", "to": back})
-            nodes[node_id] = {"type": "task", "title": f"任务 {i} " + "长" * rng.randint(0, 20), "actions": actions}
+        elif kind == "task":
+            nodes[node_id] = {"type": "task", "title": f"任务 {i} " + "长" * rng.randint(0, 20),
+                              "actions": [{"key": f"a{k}", "title": f"动作{k}·{t}", "to": t} for k, t in enumerate(to)]}
         elif kind == "branch":
-            conds = [{"when": {}, "to": t} for t in targets[:-1]]
-            if back:
-                conds.append({"visits": {"node": back, "lt": 3}, "to": back})
-            nodes[node_id] = {"type": "branch", "title": f"判断{i}", "conditions": conds, "default": targets[-1]}
+            conds = [{"when": {}, "to": t} if k % 2 else {"visits": {"node": t, "lt": 3}, "to": t}
+                     for k, t in enumerate(to[:-1])]
+            nodes[node_id] = {"type": "branch", "title": f"判断{i}", "conditions": conds, "default": to[-1]}
         elif kind == "parallel":
-            nodes[node_id] = {"type": "parallel", "branches": targets[:-1] or targets, "join": later[-1]}
+            nodes[node_id] = {"type": "parallel", "branches": to, "join": ids[-1]}
         else:
-            nodes[node_id] = {"type": kind, "next": targets[0]}
+            nodes[node_id] = {"type": kind, "next": to[0]}
     return {"key": "random", "title": "随机", "start": ids[0], "nodes": nodes}
 
 
@@ -427,4 +430,26 @@ def test_random_flows_render_without_overlaps(seed):
     assert set(node_groups(root)) == set(definition["nodes"])
     drawn = Counter((p.get("data-from"), p.get("data-to")) for p in edge_paths(root))
     assert drawn == expected_edges(definition)
+    assert_no_overlap(boxes(root))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_arbitrary_graphs_with_cycles_and_missing_targets_render(seed):
+    rng = random.Random(1000 + seed)
+    ids = [f"n{i}" for i in range(rng.randint(1, 25))]
+    nodes: dict = {}
+    for node_id in ids:
+        to = [rng.choice([*ids, "gone"]) for _ in range(rng.randint(0, 3))]
+        kind = rng.choice(["task", "cc", "end"]) if to else "end"
+        if kind == "task":
+            nodes[node_id] = {"type": "task", "actions": [{"key": f"a{k}", "title": t, "to": t}
+                                                          for k, t in enumerate(to)]}
+        elif kind == "cc":
+            nodes[node_id] = {"type": "cc", "next": to[0]}
+        else:
+            nodes[node_id] = {"type": "end"}
+    definition = {"key": "any", "title": "任意", "start": rng.choice(ids), "nodes": nodes}
+    root = parse(flow_svg(definition, current=ids[:1], passed=ids[1:3]))
+    assert set(node_groups(root)) == set(ids)
+    assert Counter((p.get("data-from"), p.get("data-to")) for p in edge_paths(root)) == expected_edges(definition)
     assert_no_overlap(boxes(root))

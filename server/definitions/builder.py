@@ -254,10 +254,15 @@ def add_field(form: dict, parent: Path, kind: str, title: str | None = None, key
 
 def remove_field(form: dict, path: Path) -> dict:
     """Remove a field (and its required flag, ui and place in the order)."""
+    using = dependents(form, path)
+    if using:
+        raise BuildError("「" + "」「".join(using) + "」的显示条件用到了这个字段，请先修改那些条件再删除")
     out = copy.deepcopy(form)
     parent, parent_ui, _, _ = locate(out, path)
     name = path[-1]
     del parent["properties"][name]
+    if len(path) == 1 and isinstance(out["ui"].get("ui:columns"), list):
+        out["ui"]["ui:columns"] = [n for n in out["ui"]["ui:columns"] if n != name]
     parent_ui.pop(name, None)
     if name in (parent.get("required") or []):
         parent["required"] = [n for n in parent["required"] if n != name]
@@ -284,6 +289,75 @@ def position(form: dict, path: Path) -> tuple[int, int]:
     parent, parent_ui, _, _ = locate(copy.deepcopy(form), path)
     order = order_of(parent, parent_ui)
     return order.index(path[-1]), len(order)
+
+
+# -- conditions that look at a field -------------------------------------------------------------
+
+def _visible_holders(form: dict) -> list[tuple[Path, dict]]:
+    """Every field ui that carries a condition, with the field's path."""
+    out: list[tuple[Path, dict]] = []
+
+    def walk(schema: Any, ui: Any, at: Path) -> None:
+        if not isinstance(schema, dict) or not isinstance(ui, dict):
+            return
+        if schema.get("type") == "array":
+            walk(schema.get("items"), ui.get("items"), at)
+            return
+        for name, sub in (schema.get("properties") or {}).items():
+            sub_ui = ui.get(name)
+            if isinstance(sub_ui, dict):
+                if isinstance(sub_ui.get("ui:visibleWhen"), dict):
+                    out.append(((*at, name), sub_ui))
+                walk(sub, sub_ui, (*at, name))
+
+    walk(form.get("schema"), form.get("ui"), ())
+    return out
+
+
+def _walk_condition(cond: Any, path: Path, visit) -> None:
+    """Call visit(schema, name) where a condition looks at the field `path` (from the data's root)."""
+    if not isinstance(cond, dict):
+        return
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in cond.get(key) or []:
+            _walk_condition(sub, path, visit)
+    for key in ("not", "if", "then", "else"):
+        _walk_condition(cond.get(key), path, visit)
+    if len(path) == 1:
+        visit(cond, path[0])
+    elif isinstance(cond.get("properties"), dict) and path[0] in cond["properties"]:
+        _walk_condition(cond["properties"][path[0]], path[1:], visit)
+
+
+def dependents(form: dict, path: Path) -> list[str]:
+    """Titles of the fields whose condition looks at a field (or inside it)."""
+    out = []
+    for where, ui in _visible_holders(form):
+        if where[: len(path)] == path:
+            continue
+        found = []
+
+        def seen(schema: dict, name: str, found=found) -> None:
+            if name in (schema.get("properties") or {}) or name in (schema.get("required") or []):
+                found.append(name)
+
+        _walk_condition(ui["ui:visibleWhen"], path, seen)
+        if found:
+            _, _, sub, sub_ui = locate(copy.deepcopy(form), where)
+            out.append(sub_ui.get("ui:title") or sub.get("title") or where[-1])
+    return out
+
+
+def _rename_in_conditions(form: dict, path: Path, key: str) -> None:
+    def rename(schema: dict, name: str) -> None:
+        props = schema.get("properties")
+        if isinstance(props, dict) and name in props:
+            schema["properties"] = {(key if n == name else n): v for n, v in props.items()}
+        if isinstance(schema.get("required"), list):
+            schema["required"] = [key if n == name else n for n in schema["required"]]
+
+    for _, ui in _visible_holders(form):
+        _walk_condition(ui["ui:visibleWhen"], path, rename)
 
 
 # -- settings of one field ----------------------------------------------------------------------
@@ -341,15 +415,20 @@ def apply_settings(form: dict, path: Path, new: dict) -> tuple[dict, Path]:
             _set(target, "required", inner.get("required"))
         schema.clear()
         schema.update(fresh)
-        for k in [k for k in ui if k.startswith("ui:") and k not in ("ui:visibleWhen", "ui:order")]:
+        children_ui = _take_children_ui(ui, old_kind)
+        for k in [k for k in ui if k.startswith("ui:") and k != "ui:visibleWhen"]:
             del ui[k]
         ui.update(fresh_ui)
+        if kind == "group":
+            ui.update(children_ui)
+        elif kind == "repeat" and children_ui:
+            ui["items"] = children_ui
     schema["title"] = title
     _set(schema, "description", (new.get("description") or "").strip())
     _set(ui, "ui:help", (new.get("help") or "").strip())
     _set(ui, "ui:placeholder", (new.get("placeholder") or "").strip())
     _set(schema, "x-sensitive", True if new.get("sensitive") else None)
-    if kind in OPTION_KINDS and "options" in new:
+    if kind in OPTION_KINDS and "options" in new and (kind == old_kind or new["options"]):
         options = _clean_options(new["options"])
         if not options:
             raise BuildError("选项不能为空，请至少留一个选项")
@@ -360,12 +439,17 @@ def apply_settings(form: dict, path: Path, new: dict) -> tuple[dict, Path]:
         ui.pop("ui:enumNames", None)
     _limits(schema, ui, kind, new)
     _default(schema, kind, new.get("default"))
+    values = [o["const"] for o in _options(schema) or []]
+    if values and "default" in schema and schema["default"] not in values:
+        del schema["default"]
     condition = new.get("visible")
     if condition is not None:
         _set(ui, "ui:visibleWhen", build_condition(out, condition))
-    required = [n for n in parent.get("required") or [] if n != path[-1]]
-    if new.get("required"):
+    required = list(parent.get("required") or [])
+    if new.get("required") and path[-1] not in required:
         required.append(path[-1])
+    elif not new.get("required"):
+        required = [n for n in required if n != path[-1]]
     _set(parent, "required", required)
     new_key = (new.get("key") or path[-1]).strip()
     if new_key != path[-1]:
@@ -373,6 +457,16 @@ def apply_settings(form: dict, path: Path, new: dict) -> tuple[dict, Path]:
         path = (*path[:-1], new_key)
     _tidy(out, path)
     return out, path
+
+
+def _take_children_ui(ui: dict, kind: str) -> dict:
+    """Remove and return the ui of a group's or repeat's own fields (and their order)."""
+    if kind == "repeat":
+        return ui.pop("items", None) or {}
+    if kind == "group":
+        taken = {k: ui.pop(k) for k in [k for k in ui if not k.startswith("ui:") or k == "ui:order"]}
+        return taken
+    return {}
 
 
 def _tidy(form: dict, path: Path) -> None:
@@ -389,7 +483,9 @@ def _number(value: Any, kind: str = "number") -> int | float | None:
         number = float(str(value).strip())
     except ValueError:
         raise BuildError(f"“{value}”不是数字") from None
-    if kind == "integer" or number.is_integer():
+    if kind == "integer" and not number.is_integer():
+        raise BuildError(f"“{value}”不是整数")
+    if number.is_integer():
         return int(number)
     return number
 
@@ -464,6 +560,11 @@ def rename(form: dict, path: Path, key: str) -> dict:
         parent["required"] = [key if n == old else n for n in parent["required"]]
     if isinstance(parent_ui.get("ui:order"), list):
         parent_ui["ui:order"] = [key if n == old else n for n in parent_ui["ui:order"]]
+    if len(path) == 1 and isinstance(out["ui"].get("ui:columns"), list):
+        out["ui"]["ui:columns"] = [key if n == old else n for n in out["ui"]["ui:columns"]]
+    _rename_in_conditions(out, path, key)
+    if parent_ui.get(key) == {}:
+        del parent_ui[key]
     return out
 
 
@@ -524,11 +625,9 @@ def _row_schema(row: dict, fields: dict[str, dict]) -> dict:
     parts = target.split("/")
     inner: dict = {"not": test} if op == "ne" else test
     out: dict = {"properties": {parts[-1]: inner}, "required": [parts[-1]]}
-    if op == "empty":
-        out = {"not": {"required": [parts[-1]]}}
     for name in reversed(parts[:-1]):
         out = {"properties": {name: out}, "required": [name]}
-    return out
+    return {"not": out} if op == "empty" else out
 
 
 def build_condition(form: dict, condition: dict) -> dict | None:
@@ -554,6 +653,11 @@ def _parse_row(schema: Any, at: Path = ()) -> dict | None:
         names = schema["not"]["required"]
         if len(names) == 1:
             return {"field": "/".join((*at, names[0])), "op": "empty", "value": ""}
+        return None
+    if not at and set(schema) == {"not"}:
+        inner = _parse_row(schema["not"])
+        if inner is not None and inner["op"] == "filled":
+            return {**inner, "op": "empty"}
         return None
     props, required = schema.get("properties"), schema.get("required")
     if set(schema) != {"properties", "required"} or not isinstance(props, dict) or len(props) != 1:

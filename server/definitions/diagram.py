@@ -125,7 +125,7 @@ class _Edge:
     chain: list[str] = field(default_factory=list)
     segments: list[tuple] = field(default_factory=list)
     path: str = ""
-    lane: float = 0.0
+    lane: float | None = None
     span: tuple[float, float] = (0.0, 0.0)
     label_box: tuple[float, float, float, float] | None = None
     label_text: str = ""
@@ -212,10 +212,12 @@ def _title(node_id: str, node: dict) -> str:
 def _type_label(node: dict) -> str:
     """The small Chinese type label of a node (end nodes with their outcome)."""
     kind = node.get("type")
-    label = TYPE_LABELS.get(kind, _clean(kind) if kind else "节点") if isinstance(kind, str) else "节点"
-    if kind == "end" and node.get("outcome"):
-        outcome = node["outcome"]
-        label += "·" + OUTCOMES.get(outcome, _clean(outcome)) if isinstance(outcome, str) else ""
+    if not isinstance(kind, str) or not kind:
+        return "节点"
+    label = TYPE_LABELS.get(kind, _clean(kind))
+    outcome = node.get("outcome")
+    if kind == "end" and isinstance(outcome, str) and outcome:
+        label += "·" + OUTCOMES.get(outcome, _clean(outcome))
     return label
 
 
@@ -224,8 +226,7 @@ def _visits_label(visits: object, nodes: dict) -> str:
     if not isinstance(visits, dict):
         return "计数条件"
     counted = visits.get("node")
-    name = _title(counted, nodes[counted]) if isinstance(counted, str) and isinstance(
-        nodes.get(counted), dict) else _clean(counted or "")
+    name = _title(counted, nodes[counted]) if isinstance(counted, str) and counted in nodes else _clean(counted or "")
     parts = []
     if "gte" in visits:
         parts.append(f"已 {_clean(visits['gte'])} 次")
@@ -283,6 +284,7 @@ def _collect(definition: dict) -> tuple[dict[str, _Box], list[_Edge], dict[str, 
     found: list[_Edge] = []
 
     def target_key(target: object) -> str:
+        """The box key of a reference, adding a placeholder box for a missing node."""
         if isinstance(target, str) and target in nodes:
             return target
         key = "\x00missing:" + _clean(target)
@@ -431,6 +433,7 @@ def _order(boxes: dict[str, _Box], post: list[str], segs: list[tuple[str, str, f
             here = {key: i for i, key in enumerate(layers[n])}
 
             def bary(key: str, ref=ref, here=here, nbrs=ups if downward else downs) -> tuple[float, int]:
+                """Mean position of the neighbours in the reference layer (else the current position)."""
                 near = [ref[k] for k in nbrs[key] if k in ref]
                 return (sum(near) / len(near) if near else here[key], here[key])
             layers[n].sort(key=bary)
@@ -663,9 +666,11 @@ def _route_side(boxes: dict[str, _Box], layers: list[list[str]], found: list[_Ed
     right = _rightmost(boxes, layers)
 
     def gap_above(layer: int) -> float:
+        """The middle of the gap above a layer."""
         return (bands[layer][0] + bands[layer - 1][1]) / 2 if layer else bands[0][0] - LAYER_GAP / 2
 
     def gap_below(layer: int) -> float:
+        """The middle of the gap below a layer."""
         last = layer + 1 >= len(bands)
         return bands[layer][1] + LAYER_GAP / 2 if last else (bands[layer][1] + bands[layer + 1][0]) / 2
 
@@ -730,21 +735,23 @@ def _side_paths(boxes: dict[str, _Box], side: list[_Edge], right: set[str],
     for key, group in ends.items():
         box = boxes[key]
         if key in right:
-            group.sort(key=lambda t: (not t[2], t[0].lane if t[2] else -t[0].lane, t[0].order, t[1]))
+            group.sort(key=lambda t: (not t[2], (t[0].lane or 0.0) * (1 if t[2] else -1), t[0].order, t[1]))
             ys = _spread(box.y, len(group), box.h - 16, 10)
             for (edge, end, _), y in zip(group, ys, strict=True):
                 where[(edge.order, end)] = (_right_x(box, y - box.y), y)
             continue
         for end in ("out", "in"):
-            mine = sorted((t for t in group if t[1] == end), key=lambda t: (t[0].lane, t[0].order))
+            mine = sorted((t for t in group if t[1] == end),
+                          key=lambda t: (t[0].lane is not None, t[0].lane or 0.0, t[0].order))
             for k, (edge, _, _) in enumerate(mine):
                 x = max(box.right - _inset(box) - k * 10, box.x)
                 y = box.top if end == "out" else box.bottom
                 gy = gap_above(box.layer) + k * 6 if end == "out" else gap_below(box.layer) - k * 6
-                where[(edge.order, end)] = (x, y, _clear_y(gy, x, edge.lane, obstacles) if edge.lane else gy)
+                clear = gy if edge.lane is None else _clear_y(gy, x, edge.lane, obstacles)
+                where[(edge.order, end)] = (x, y, clear)
     for edge in side:
         start, finish = where[(edge.order, "out")], where[(edge.order, "in")]
-        if not edge.lane:
+        if edge.lane is None:
             edge.segments = [_curve(start[:2], finish[:2])]
             edge.path = _path(edge.segments)
             continue
@@ -790,6 +797,8 @@ def _candidates(edge: _Edge) -> list[tuple[float, float]]:
     if edge.side:
         segs = sorted(segs, key=lambda s: (s[0][0] != s[3][0], -abs(s[3][1] - s[0][1])))
     out = []
+    if edge.src == edge.dst and edge.lane is not None:
+        out.append((edge.lane + _half_label(edge) + 3, (segs[0][0][1] + segs[-1][3][1]) / 2))
     for ts in ((0.5,), (0.35, 0.65), (0.2, 0.8), (0.1, 0.9)):
         for seg in segs:
             out += [_at(seg, t) for t in ts]
@@ -998,7 +1007,7 @@ def flow_svg(definition: dict, current: Iterable[str] = (), passed: Iterable[str
     out += [_edge_svg(edge, boxes, marker) for edge in found]
     for key, box in boxes.items():
         if box.kind == "node":
-            classes = ["node", box.node_type] if box.node_type else ["node"]
+            classes = ["node", box.node_type] if box.node_type in TYPE_LABELS else ["node"]
             classes += ["passed"] if key in passed else []
             classes += ["current"] if key in current else []
             out.append(_node_svg(box, nodes[key], classes, link(key) if link else None))

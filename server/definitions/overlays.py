@@ -44,24 +44,111 @@ def _resolve(doc: Any, path: str) -> Any:
     return jsonpointer.resolve_pointer(doc, path)
 
 
-def make_overlay(parent: dict, edited: dict) -> list[dict]:
-    """The patch from a parent definition to its adapted copy, guarded for re-application.
+def _lists(doc: Any, at: str = "") -> dict[str, list]:
+    """Every `ui:order` and `required` list of a definition by pointer (they are re-stated whole)."""
+    out: dict[str, list] = {}
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            here = f"{at}/{jsonpointer.escape(key)}"
+            if key in ("ui:order", "required") and isinstance(value, list):
+                out[here] = value
+            else:
+                out.update(_lists(value, here))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            out.update(_lists(value, f"{at}/{i}"))
+    return out
 
-    Operations on list positions are preceded by a `test` of the value they expect there, so that
-    on a changed base they conflict instead of touching the wrong element; additions to a
-    `required` list append.
+
+def _without_lists(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: _without_lists(v) for k, v in doc.items()
+                if not (k in ("ui:order", "required") and isinstance(v, list))}
+    if isinstance(doc, list):
+        return [_without_lists(v) for v in doc]
+    return doc
+
+
+def _identity(element: Any) -> tuple[str, Any]:
+    """What identifies a list element for a guard: an option by its code, anything else whole."""
+    if isinstance(element, dict) and "const" in element:
+        return "/const", element["const"]
+    if isinstance(element, dict) and "key" in element:
+        return "/key", element["key"]
+    return "", element
+
+
+def make_overlay(parent: dict, edited: dict) -> list[dict]:
+    """The patch from a parent definition to its adapted copy, made to survive a changed base.
+
+    - An operation inside a list element (an option, an action) is guarded by a `test` of that
+      element's identity (its code), so a reordered base conflicts instead of relabelling the
+      wrong option; an element appended at the end is added with `-`.
+    - `ui:order` lists are re-stated whole (`ui:order` names missing from a new base are dropped
+      when applied, new base fields come last); `required` gains only appended names (an overlay
+      never makes a field optional).
     """
     ops: list[dict] = []
-    for op in jsonpatch.make_patch(parent, edited).patch:
+    current = copy.deepcopy(_without_lists(parent))
+    for op in jsonpatch.make_patch(current, _without_lists(edited)).patch:
         parts = op["path"].split("/")
-        if op["op"] in ("remove", "replace") and _is_index(parts[-1]):
-            ops.append({"op": "test", "path": op["path"], "value": _resolve(parent, op["path"])})
-        if op["op"] in ("move", "copy") and _is_index(op["from"].split("/")[-1]):
-            ops.append({"op": "test", "path": op["from"], "value": _resolve(parent, op["from"])})
-        if op["op"] == "add" and len(parts) > 1 and parts[-2] == "required" and _is_index(parts[-1]):
-            op = {**op, "path": "/".join(parts[:-1]) + "/-"}
+        for i in range(1, len(parts)):
+            if not parts[i].isdigit():
+                continue
+            holder = "/".join(parts[:i])
+            try:
+                array = _resolve(current, holder)
+            except jsonpointer.JsonPointerException:
+                continue
+            index = int(parts[i])
+            if op["op"] == "add" and i == len(parts) - 1:
+                if isinstance(array, list) and index == len(array):
+                    op = {**op, "path": holder + "/-"}
+                continue
+            if isinstance(array, list) and index < len(array):
+                suffix, value = _identity(array[index])
+                ops.append({"op": "test", "path": f"{holder}/{index}{suffix}", "value": value})
+        if op["op"] in ("move", "copy"):
+            ops.append({"op": "test", "path": op["from"], "value": _resolve(current, op["from"])})
         ops.append(op)
+        current = jsonpatch.apply_patch(current, [op])
+    before, after = _lists(parent), _lists(edited)
+    for where, names in after.items():
+        old = before.get(where)
+        if where.endswith("/ui:order"):
+            if old != names:
+                ops.append({"op": "replace" if old is not None else "add", "path": where, "value": names})
+        elif old is None:
+            ops.append({"op": "add", "path": where, "value": names})
+        else:
+            ops.extend({"op": "add", "path": where + "/-", "value": n} for n in names if n not in old)
     return ops
+
+
+def normalise_orders(doc: dict) -> dict:
+    """Keep every `ui:order` true to its fields: names a base removed dropped, fields it added last."""
+    def walk(schema: Any, ui: Any) -> None:
+        if not isinstance(schema, dict) or not isinstance(ui, dict):
+            return
+        if schema.get("type") == "array":
+            walk(schema.get("items"), ui.get("items"))
+            return
+        names = list((schema.get("properties") or {}).keys())
+        if isinstance(ui.get("ui:order"), list):
+            kept = [n for n in ui["ui:order"] if n in names or n == "*"]
+            if "*" not in kept:
+                kept += [n for n in names if n not in kept]
+            ui["ui:order"] = kept
+        for name in names:
+            walk(schema["properties"][name], ui.get(name))
+
+    if isinstance(doc.get("schema"), dict):
+        walk(doc["schema"], doc.get("ui"))
+    for node in (doc.get("nodes") or {}).values():
+        for form in [node.get("form")] + [a.get("form") for a in node.get("actions") or [] if isinstance(a, dict)]:
+            if isinstance(form, dict):
+                walk(form.get("schema"), form.get("ui"))
+    return doc
 
 
 def _container(doc: Any, path: str) -> tuple[Any, str]:
@@ -81,15 +168,20 @@ def apply_overlay(doc: dict, ops: list[dict], names: dict | None = None) -> dict
         try:
             if op["op"] == "add":
                 holder, name = _container(out, op["path"])
-                if isinstance(holder, dict) and name in holder and holder[name] != op["value"]:
+                if (isinstance(holder, dict) and name in holder and holder[name] != op["value"]
+                        and name not in ("ui:order", "required")):
                     raise Conflict(_collision(names, op), op, index)
+            elif op["op"] == "add" and op["path"].endswith("/-"):
+                holder, _ = _container(out, op["path"])
+                if isinstance(holder, list) and op["value"] in holder and op["path"].rsplit("/", 2)[-2] == "required":
+                    continue
             out = jsonpatch.apply_patch(out, [op])
         except Conflict:
             raise
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError, IndexError,
                 TypeError) as exc:
             raise Conflict(describe_failure(names, op), op, index) from exc
-    return out
+    return normalise_orders(out)
 
 
 def apply_partly(doc: dict, ops: list[dict], names: dict | None = None) -> tuple[dict, list[Conflict]]:

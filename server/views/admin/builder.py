@@ -36,10 +36,15 @@ class Target:
     key: str
     scope: str
     grid: GridNode | None
+    at: str = ""  # a step form inside a flow: JSON Pointer to its {"schema", "ui"}
 
     @property
     def args(self) -> dict:
-        return {"key": self.key, **({"grid": self.scope} if self.scope else {})}
+        return {"key": self.key, **({"grid": self.scope} if self.scope else {}), **({"at": self.at} if self.at else {})}
+
+    def endpoint(self, name: str) -> str:
+        """The endpoint of a builder operation for this target (forms, or a flow's step forms)."""
+        return ("admin.step_" if self.at else "admin.form_") + name
 
 
 def target_for(kind: str, key: str) -> Target:
@@ -53,6 +58,59 @@ def target_for(kind: str, key: str) -> Target:
     if grid is None or not g.scope.is_admin_at(grid.path) or grid.parent_id is None:
         abort(404, description=f"找不到网格 {code}，或它不在您的管理范围内")
     return Target(kind, key, code, grid)
+
+
+STEP_FORM = re.compile(r"^/nodes/[a-z][a-z0-9_]{0,63}/(?:form|actions/\d{1,3}/form)$")
+
+
+def _target(key: str) -> Target:
+    """The builder's target: a form, or (on the step routes) a step form of a flow."""
+    if not (request.endpoint or "").startswith("admin.step_"):
+        return target_for("form", key)
+    target = target_for("flow", key)
+    target.at = request.values.get("at", "")
+    if not STEP_FORM.match(target.at):
+        abort(404, description="找不到这个步骤表单")
+    return target
+
+
+def _doc(target: Target, draft: DefinitionDraft) -> dict:
+    """The form the builder edits: the draft itself, or a step form of a flow draft as a form."""
+    if not target.at:
+        return draft.definition
+    parts = target.at.strip("/").split("/")
+    node = (draft.definition.get("nodes") or {}).get(parts[1])
+    if node is None:
+        abort(404, description="找不到这个步骤")
+    holder = node
+    title = node.get("title", parts[1])
+    if parts[2] == "actions":
+        actions = node.get("actions") or []
+        index = int(parts[3])
+        if index >= len(actions):
+            abort(404, description="找不到这个操作")
+        holder = actions[index]
+        title = f"{title} · {holder.get('title', '')}"
+    part = holder.get("form") or {}
+    return {"key": target.key, "title": title, "schema": part.get("schema") or {"type": "object", "properties": {}},
+            "ui": part.get("ui") or {}}
+
+
+def _put(target: Target, draft: DefinitionDraft, doc: dict) -> dict:
+    """The whole draft with an edited step form put back in its place."""
+    if not target.at:
+        return doc
+    full = copy.deepcopy(draft.definition)
+    parts = target.at.strip("/").split("/")
+    holder = full["nodes"][parts[1]]
+    if parts[2] == "actions":
+        holder = holder["actions"][int(parts[3])]
+    form = {"schema": doc["schema"], **({"ui": doc["ui"]} if doc.get("ui") else {})}
+    if form["schema"].get("properties"):
+        holder["form"] = form
+    else:
+        holder.pop("form", None)
+    return full
 
 
 def _published(target: Target) -> dict | None:
@@ -196,7 +254,7 @@ def form_adapt():
 @admin_required
 def form_edit(key: str):
     """The builder page: fields, the selected field's settings, the live preview and the JSON view."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
     return render_template("admin/forms/edit.html", **_state(target, draft, request.args.get("field")))
 
@@ -208,7 +266,7 @@ def _path(raw: str | None) -> tuple[str, ...]:
 def _state(target: Target, draft: DefinitionDraft, selected: str | None = None, errors=None,
            json_text: str | None = None, json_errors=None, preview_data=None, preview_errors=None,
            preview_note=None, panel_error=None) -> dict:
-    doc = draft.definition
+    doc = _doc(target, draft)
     path = _path(selected)
     cond_text = ""
     try:
@@ -230,7 +288,8 @@ def _state(target: Target, draft: DefinitionDraft, selected: str | None = None, 
         value_choices=builder.value_choices, cond_text=cond_text,
         position=(builder.position(doc, path) if path else None), flows=[f.flow.key for f in latest_flows()],
         flow_titles={f.flow.key: f.flow.title for f in latest_flows()},
-        findings=drafts.problems("form", doc), errors=errors or [], json_text=json_text or drafts.text_of(doc),
+        findings=drafts.problems(target.kind, draft.definition), ep=target.endpoint, errors=errors or [],
+        json_text=json_text or drafts.text_of(doc),
         json_errors=json_errors or [], tree=tree, preview_note=preview_note,
         preview_urls=_preview_urls(target), conflicts=conflict_notes(target), panel_error=panel_error,
         base=_published_base(target),
@@ -249,10 +308,10 @@ def _hash(doc: dict) -> str:
 
 def _preview_urls(target: Target) -> dict:
     args = target.args
-    return {"submit": url_for("admin.form_preview", **args),
-            "render": url_for("admin.form_preview_render", **args),
-            "check": url_for("admin.form_preview_check", **args),
-            "upload": url_for("admin.form_preview_upload", **args),
+    return {"submit": url_for(target.endpoint("preview"), **args),
+            "render": url_for(target.endpoint("preview_render"), **args),
+            "check": url_for(target.endpoint("preview_check"), **args),
+            "upload": url_for(target.endpoint("preview_upload"), **args),
             "grids": url_for("fill.pick_grid"), "target": "#b-preview"}
 
 
@@ -271,7 +330,7 @@ STALE = "草稿已在别处修改（另一个窗口或另一位管理员），�
 
 def _save(target: Target, draft: DefinitionDraft, doc: dict, selected: str | None):
     try:
-        draft = drafts.save(draft, doc, g.person, _revision())
+        draft = drafts.save(draft, _put(target, draft, doc), g.person, _revision())
     except drafts.Stale:
         draft = drafts.find(target.kind, target.key, target.scope) or draft
         return _builder(target, draft, selected, errors=[STALE]), 409
@@ -282,11 +341,11 @@ def _save(target: Target, draft: DefinitionDraft, doc: dict, selected: str | Non
 @admin_required
 def form_add(key: str):
     """Add a field of a kind at the end of the form or of a group."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
     kind = request.form.get("kind", "text")
     try:
-        doc, path = builder.add_field(draft.definition, _path(request.form.get("parent")), kind,
+        doc, path = builder.add_field(_doc(target, draft), _path(request.form.get("parent")), kind,
                                       request.form.get("title", "").strip() or None,
                                       prefix="local" if target.scope else "field")
     except builder.BuildError as exc:
@@ -298,10 +357,10 @@ def form_add(key: str):
 @admin_required
 def form_remove(key: str):
     """Remove a field."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
     try:
-        doc = builder.remove_field(draft.definition, _path(request.form.get("path")))
+        doc = builder.remove_field(_doc(target, draft), _path(request.form.get("path")))
     except builder.BuildError as exc:
         return _builder(target, draft, None, errors=[str(exc)]), 422
     return _save(target, draft, doc, None)
@@ -311,14 +370,14 @@ def form_remove(key: str):
 @admin_required
 def form_move(key: str):
     """Move a field up, down, or to a position (drag and drop)."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
     path = _path(request.form.get("path"))
     try:
-        index, _count = builder.position(draft.definition, path)
+        index, _count = builder.position(_doc(target, draft), path)
         to = request.form.get("to", "")
         where = index - 1 if to == "up" else index + 1 if to == "down" else int(to)
-        doc = builder.move_field(draft.definition, path, where)
+        doc = builder.move_field(_doc(target, draft), path, where)
     except (builder.BuildError, ValueError):
         return _builder(target, draft, "/".join(path), errors=["无法移动这个字段"]), 422
     return _save(target, draft, doc, "/".join(path))
@@ -373,11 +432,11 @@ def _row_op(op: str, options: list, rows: list) -> tuple[list, list]:
 @admin_required
 def form_field(key: str):
     """Save the selected field's settings (sent as the administrator edits them)."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
     path = _path(request.form.get("path"))
     try:
-        doc, path = builder.apply_settings(draft.definition, path, _posted_settings(draft.definition, path))
+        doc, path = builder.apply_settings(_doc(target, draft), path, _posted_settings(_doc(target, draft), path))
     except (builder.BuildError, ValueError) as exc:
         return _builder(target, draft, "/".join(path), panel_error=str(exc)), 422
     return _save(target, draft, doc, "/".join(path))
@@ -387,7 +446,7 @@ def form_field(key: str):
 @admin_required
 def form_pick(key: str):
     """Select a field to edit (the builder redrawn with its settings)."""
-    target = target_for("form", key)
+    target = _target(key)
     return _builder(target, _draft(target), request.args.get("path"))
 
 
@@ -395,9 +454,9 @@ def form_pick(key: str):
 @admin_required
 def form_meta(key: str):
     """Save the form's own settings: title, description and the flow its submissions start."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
-    doc = copy.deepcopy(draft.definition)
+    doc = copy.deepcopy(_doc(target, draft))
     title = request.form.get("form_title", "").strip()
     if not title:
         return _builder(target, draft, None, errors=["表单名称不能为空"]), 422
@@ -412,7 +471,7 @@ def form_meta(key: str):
 @admin_required
 def form_json(key: str):
     """Take the JSON view's text: parsed, checked against the meta-schema (errors by line), then saved."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
     text = request.form.get("json", "")
     doc, errors = parse_definition("form", text)
@@ -467,8 +526,8 @@ def _json_reason(message: str) -> str:
 
 # -- the preview --------------------------------------------------------------------------------
 
-def _draft_form(draft: DefinitionDraft):
-    doc = draft.definition
+def _draft_form(target: Target, draft: DefinitionDraft):
+    doc = _doc(target, draft)
     return compiled_form(_hash(doc), doc.get("schema") or {}, doc.get("ui"))
 
 
@@ -480,9 +539,9 @@ def _pairs():
 @admin_required
 def form_preview(key: str):
     """Try the draft: the preview's data validated like a real submission (kept as a test, not filed)."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
-    form = _draft_form(draft)
+    form = _draft_form(target, draft)
     converted = from_post(form, _pairs(), keep_empty=False, base=defaults(form) or {})
     result = form.validate(converted.data)
     errors: dict[str, str] = {}
@@ -502,9 +561,9 @@ def form_preview(key: str):
 @admin_required
 def form_preview_render(key: str):
     """Redraw the preview after a condition's field changed or a row was added or removed."""
-    target = target_for("form", key)
+    target = _target(key)
     draft = _draft(target)
-    form = _draft_form(draft)
+    form = _draft_form(target, draft)
     data = from_post(form, _pairs(), keep_empty=True, base=defaults(form) or {}).data
     op = request.form.get("_op")
     if op and op != "render":
@@ -519,8 +578,8 @@ def form_preview_check(key: str):
     """Check one preview field as the administrator leaves it."""
     from ..fill import check_field
 
-    target = target_for("form", key)
-    return check_field(_draft_form(_draft(target)), _preview_urls(target))
+    target = _target(key)
+    return check_field(_draft_form(target, _draft(target)), _preview_urls(target))
 
 
 @bp.post("/forms/<key>/edit/preview/upload")
@@ -529,8 +588,8 @@ def form_preview_upload(key: str):
     """Take a photo or file picked in the preview."""
     from ..fill import upload_field
 
-    target = target_for("form", key)
-    return upload_field(_draft_form(_draft(target)), _preview_urls(target))
+    target = _target(key)
+    return upload_field(_draft_form(target, _draft(target)), _preview_urls(target))
 
 
 # -- publishing ---------------------------------------------------------------------------------
@@ -621,3 +680,15 @@ def form_view(key: str):
                                (DefinitionDraft.kind == "form") & (DefinitionDraft.key == key))),
                            root=g.scope.is_root_admin(), my_grids=_my_grids(),
                            grid=request.args.get("grid"))
+
+
+# A flow's step forms are built with the same builder, on their own routes.
+for _name, _rule, _methods in (
+    ("edit", "/edit", ["GET"]), ("add", "/edit/add", ["POST"]), ("remove", "/edit/remove", ["POST"]),
+    ("move", "/edit/move", ["POST"]), ("field", "/edit/field", ["POST"]), ("pick", "/edit/field", ["GET"]),
+    ("json", "/edit/json", ["POST"]), ("preview", "/edit/preview", ["POST"]),
+    ("preview_render", "/edit/preview/render", ["POST"]), ("preview_check", "/edit/preview/check", ["POST"]),
+    ("preview_upload", "/edit/preview/upload", ["POST"]),
+):
+    bp.add_url_rule("/flows/<key>/step" + _rule[len("/edit"):], endpoint=f"step_{_name}",
+                    view_func=globals()[f"form_{_name}"], methods=_methods)
