@@ -56,8 +56,14 @@ SCHEMAS = {
         "type": "object",
         "properties": {"key": {"type": "string"}, "title": {"type": "string"},
                        "version": {"type": "integer"}, "description": {"type": ["string", "null"]},
+                       "overlays": {"type": "array", "items": _ref("OverlayRef"),
+                                    "description": "Township adaptations applied for the grid, top down."},
                        "schema": {"type": "object"}, "ui": {"type": "object"},
                        "flow": {"type": ["string", "null"]}},
+    },
+    "OverlayRef": {
+        "type": "object",
+        "properties": {"grid": {"type": "string"}, "version": {"type": "integer"}},
     },
     "NewSubmission": {
         "type": "object",
@@ -99,7 +105,8 @@ SCHEMAS = {
     "Case": {
         "allOf": [_ref("Submission"), {
             "type": "object",
-            "properties": {"tasks": {"type": "array", "items": _ref("Task")},
+            "properties": {"overlays": {"type": "array", "items": _ref("OverlayRef")},
+                           "tasks": {"type": "array", "items": _ref("Task")},
                            "history": {"type": "array", "items": _ref("Event")},
                            "outcome": {"type": ["string", "null"]}},
         }],

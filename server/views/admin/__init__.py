@@ -1,4 +1,4 @@
-"""Administration pages: the grid tree, people, and Excel import and export."""
+"""Administration pages: the grid tree, people, Excel import and export, the form builder and flow editor."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @admin_required
 def index():
     """Show what this administrator manages."""
+    from ...definitions.overlays import conflicts
+
     tops = list(GridNode.select().where(GridNode.path.in_(g.scope.admin_paths)).order_by(GridNode.path))
-    return render_template("admin/index.html", tops=tops)
+    return render_template("admin/index.html", tops=tops, conflicts=conflicts(g.scope.admin_paths))
 
 
 from . import builder, flowedit, grids, people, sheets  # noqa: E402,F401 - the routes register on bp
