@@ -69,6 +69,7 @@ class DemoResult:
     nodes: int = 0
     people: int = 0
     samples: int = 0
+    adaptations: int = 0
     tokens: dict[str, str] = field(default_factory=dict)
 
 
@@ -157,6 +158,49 @@ def _tokens() -> dict[str, str]:
     return {p.username: create_token(p, "demo") for p in people}
 
 
+STREET = "450902001"  # 玉城街道: the demo's township with its own adaptations
+
+
+def _adaptations() -> int:
+    """The demo township's adaptations: a studio mediation step (黄山“作退一步想”) and a 楼栋号 field."""
+    import copy
+
+    from .definitions.overlays import publish_overlay
+    from .definitions.versions import latest_flow, latest_form
+
+    street = node_by_code(STREET)
+    admin = Person.get_or_none(Person.username == "jd_admin")
+    made = 0
+    flow = latest_flow("mediation_321")
+    if flow is not None and street is not None:
+        doc = copy.deepcopy(flow.definition)
+        doc["nodes"]["studio_mediation"] = {
+            "type": "task", "title": "“作退一步想”工作室调解",
+            "description": "社区三次初调未成的，先请街道“作退一步想”工作室调解（志愿服务队、法治明白人参与），"
+                           "仍未化解再由镇（街道）深调。",
+            "assignees": [{"role": "mediator", "level": "street"}], "mode": "any",
+            "fallback": {"role": "street_officer", "level": "street"},
+            "deadline": {"duration": "P5D", "calendar": "working"}, "on_timeout": {"action": "remind"},
+            "actions": [{"key": "resolved", "title": "调解成功", "to": "follow_up", "comment": "required"},
+                        {"key": "unresolved", "title": "未成功，转镇（街道）深调", "to": "street_mediation",
+                         "comment": "required"}],
+        }
+        doc["nodes"]["community_result"]["default"] = "studio_mediation"
+        publish_overlay("flow", "mediation_321", street, doc, admin)
+        made += 1
+    form = latest_form("incident_report")
+    if form is not None and street is not None:
+        doc = copy.deepcopy(form.definition)
+        doc["schema"]["properties"]["building"] = {"type": "string", "title": "楼栋号", "maxLength": 50,
+                                                   "description": "如 3 栋 2 单元"}
+        order = doc.setdefault("ui", {}).setdefault("ui:order", list(doc["schema"]["properties"]))
+        if "building" not in order:
+            order.insert(order.index("location") + 1 if "location" in order else len(order), "building")
+        publish_overlay("form", "incident_report", street, doc, admin)
+        made += 1
+    return made
+
+
 def build_demo(password: str = "gridflow") -> DemoResult:
     """Build the demo city once; later runs only renew the demo tokens."""
     from .demo_samples import create_samples
@@ -168,6 +212,7 @@ def build_demo(password: str = "gridflow") -> DemoResult:
             nodes = _build_tree()
             result.nodes = len(nodes)
             result.people = _people(nodes, hash_password(password))
+            result.adaptations = _adaptations()
             result.samples = create_samples()
         result.tokens = _tokens()
     return result
@@ -177,7 +222,7 @@ def print_logins(result: DemoResult, password: str) -> None:
     """Print the demo logins and tokens for the person starting the demo."""
     if result.created:
         click.echo(f"演示城市已建成：{result.nodes} 个网格节点，{result.people} 个账号，"
-                   f"{result.samples} 条示例记录。")
+                   f"{result.samples} 条示例记录，玉城街道的 {result.adaptations} 项属地调整。")
     else:
         click.echo("演示城市已存在，仅更新了演示令牌。")
     click.echo(f"\n演示账号（密码均为 {password}）与 API 令牌：")

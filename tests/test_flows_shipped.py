@@ -1085,3 +1085,34 @@ def test_a_running_case_keeps_the_flow_version_it_started_with(city):
     assert city.task("wgz", newer.id)["title"] == "网格长研判分流（新版）"
     case = city.act("wgz", city.task("wgz", sid)["id"], "to_community")
     assert Submission.get_by_id(sid).flow_version_id == started and case["status"] == "in_progress"
+
+
+# -- the demo township's adaptations ---------------------------------------------------------------
+
+def test_the_demo_townships_studio_step_comes_before_the_street_and_only_there(city):
+    """玉城街道 adapts the “三二一” flow with a “作退一步想” studio step and the incident form with 楼栋号."""
+    from server.definitions.versions import latest_form
+    from server.demo import _adaptations
+
+    assert _adaptations() == 2
+    adapted = city.client.get(f"/api/v1/forms/incident_report?grid={GRID}", headers=city.headers("wgy")).get_json()
+    assert adapted["schema"]["properties"]["building"]["title"] == "楼栋号"
+    assert adapted["overlays"] == [{"grid": "450902001", "version": 1}]
+    elsewhere = city.client.get("/api/v1/forms/incident_report?grid=450903101001001",
+                                headers=city.headers("wgy2")).get_json()
+    assert "building" not in elsewhere["schema"]["properties"] and elsewhere["overlays"] == []
+    from server import store
+
+    other = store.flow_for(latest_form("dispute_mediation").definition, "/450900/450903/450903101/")
+    assert "studio_mediation" not in other.definition["nodes"]
+
+    sid = city.file("sq_tiaojie", "dispute_mediation", DISPUTE)["id"]
+    for _ in range(3):
+        case = city.work("sq_tiaojie", sid, "record", data=FAILED)
+    assert open_nodes(case) == [("studio_mediation", ["jd_tiaojie"])]
+    case = city.work("jd_tiaojie", sid, "unresolved", comment="双方仍有分歧")
+    assert open_nodes(case) == [("street_mediation", ["jd_tiaojie"])]
+    case = city.work("jd_tiaojie", sid, "record", data=AGREED)
+    assert open_nodes(case)[0][0] == "follow_up"
+    incident = city.file("wgy", "incident_report", {**INCIDENT, "building": "3 栋 2 单元"})
+    assert city.case(incident["id"])["overlays"] == [{"grid": "450902001", "version": 1}]
