@@ -194,7 +194,8 @@ def forms():
     new_drafts = [d for d in pending if d.key not in published and not d.scope]
     return render_template("admin/forms/index.html", versions=versions, adapted=adapted, drafts=pending,
                            new_drafts=new_drafts, conflicts=overlays.conflicts(within),
-                           root=g.scope.is_root_admin(), my_grids=_my_grids())
+                           root=g.scope.is_root_admin(), my_grids=_my_grids(),
+                           items=[(v.form.key, v.form.title) for v in versions])
 
 
 def _my_grids() -> list[GridNode]:
@@ -651,6 +652,33 @@ def form_withdraw(key: str):
 
 # -- a form's page: versions, diffs, adaptations --------------------------------------------
 
+def version_history(kind: str, head) -> dict:
+    """A form's or flow's published versions (who, when), the readable diff between two picked with
+    ?a=&b= (default: the newest against the one before), and the adaptations in this administrator's area."""
+    from ...definitions.diff import flow_changes
+    from ...models import FlowVersion
+
+    model, owner = (FormVersion, FormVersion.form) if kind == "form" else (FlowVersion, FlowVersion.flow)
+    changes_of = form_changes if kind == "form" else flow_changes
+    versions = list(model.select(model, Person)
+                    .join(Person, on=(model.created_by == Person.id), join_type=JOIN.LEFT_OUTER)
+                    .where((owner == head) & (model.variant == "")).order_by(model.version.desc()))
+    numbers = [v.version for v in versions]
+    b = request.args.get("b", type=int) or numbers[0]
+    a = request.args.get("a", type=int) or (b - 1 if b - 1 in numbers else None)
+    by_number = {v.version: v for v in versions}
+    changes = None
+    if a in by_number and b in by_number:
+        changes = changes_of(by_number[a].definition, by_number[b].definition)
+    adapted = []
+    for adaptation in overlays.adaptations(kind, head.key, g.scope.admin_paths):
+        row = overlays._row(kind, adaptation.effective) if adaptation.effective else None
+        parent = overlays.parent_of(kind, head.key, adaptation.grid)
+        adapted.append((adaptation, row, changes_of(parent.definition, row.definition) if row else []))
+    return {"versions": versions, "a": a, "b": b, "changes": changes, "adapted": adapted,
+            "latest": by_number[numbers[0]]}
+
+
 @bp.get("/forms/<key>")
 @admin_required
 def form_view(key: str):
@@ -658,25 +686,8 @@ def form_view(key: str):
     head = Form.get_or_none(Form.key == key)
     if head is None:
         abort(404, description=f"找不到表单 {key}")
-    versions = list(FormVersion.select(FormVersion, Person)
-                    .join(Person, on=(FormVersion.created_by == Person.id), join_type=JOIN.LEFT_OUTER)
-                    .where((FormVersion.form == head) & (FormVersion.variant == ""))
-                    .order_by(FormVersion.version.desc()))
-    numbers = [v.version for v in versions]
-    b = request.args.get("b", type=int) or numbers[0]
-    a = request.args.get("a", type=int) or (b - 1 if b - 1 in numbers else None)
-    by_number = {v.version: v for v in versions}
-    changes = None
-    if a in by_number and b in by_number:
-        changes = form_changes(by_number[a].definition, by_number[b].definition)
-    within = g.scope.admin_paths
-    adapted = []
-    for adaptation in overlays.adaptations("form", key, within):
-        row = overlays._row("form", adaptation.effective) if adaptation.effective else None
-        parent = overlays.parent_of("form", key, adaptation.grid)
-        adapted.append((adaptation, row, form_changes(parent.definition, row.definition) if row else []))
-    return render_template("admin/forms/view.html", head=head, versions=versions, a=a, b=b, changes=changes,
-                           adapted=adapted, drafts=list(DefinitionDraft.select().where(
+    history = version_history("form", head)
+    return render_template("admin/forms/view.html", head=head, **history, drafts=list(DefinitionDraft.select().where(
                                (DefinitionDraft.kind == "form") & (DefinitionDraft.key == key))),
                            root=g.scope.is_root_admin(), my_grids=_my_grids(),
                            grid=request.args.get("grid"))

@@ -6,19 +6,17 @@ import copy
 import json
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
-from peewee import JOIN
 
 from ... import auth
 from ...definitions import drafts, flowedit, overlays
 from ...definitions.builder import OPERATORS, BuildError, condition_fields, value_choices
 from ...definitions.diagram import flow_svg
-from ...definitions.diff import flow_changes
 from ...definitions.versions import latest_flow, latest_flows, latest_forms
 from ...grids import department_names, level_names, role_names
-from ...models import DefinitionDraft, Flow, FlowVersion, Person
+from ...models import DefinitionDraft, Flow
 from ...web import admin_required
 from . import bp
-from .builder import STALE, _my_grids, conflict_notes, parse_definition, target_for
+from .builder import STALE, _my_grids, conflict_notes, parse_definition, target_for, version_history
 
 
 def _draft(target, create: bool = True) -> DefinitionDraft:
@@ -109,7 +107,8 @@ def flows():
     return render_template("admin/flows/index.html", versions=versions,
                            adapted={v.flow.key: overlays.adaptations("flow", v.flow.key, within) for v in versions},
                            drafts=list(DefinitionDraft.select().where(DefinitionDraft.kind == "flow")),
-                           root=g.scope.is_root_admin(), my_grids=_my_grids())
+                           root=g.scope.is_root_admin(), my_grids=_my_grids(),
+                           items=[(v.flow.key, v.flow.title) for v in versions])
 
 
 @bp.get("/flows/adapt")
@@ -126,26 +125,9 @@ def flow_view(key: str):
     head = Flow.get_or_none(Flow.key == key)
     if head is None:
         abort(404, description=f"找不到流程 {key}")
-    versions = list(FlowVersion.select(FlowVersion, Person)
-                    .join(Person, on=(FlowVersion.created_by == Person.id), join_type=JOIN.LEFT_OUTER)
-                    .where((FlowVersion.flow == head) & (FlowVersion.variant == ""))
-                    .order_by(FlowVersion.version.desc()))
-    numbers = [v.version for v in versions]
-    b = request.args.get("b", type=int) or numbers[0]
-    a = request.args.get("a", type=int) or (b - 1 if b - 1 in numbers else None)
-    by_number = {v.version: v for v in versions}
-    changes = None
-    if a in by_number and b in by_number:
-        changes = flow_changes(by_number[a].definition, by_number[b].definition)
-    adapted = []
-    for adaptation in overlays.adaptations("flow", key, g.scope.admin_paths):
-        row = overlays._row("flow", adaptation.effective) if adaptation.effective else None
-        parent = overlays.parent_of("flow", key, adaptation.grid)
-        adapted.append((adaptation, row, flow_changes(parent.definition, row.definition) if row else []))
-    latest = by_number[numbers[0]]
-    return render_template("admin/flows/view.html", head=head, versions=versions, a=a, b=b, changes=changes,
-                           adapted=adapted, svg=flow_svg(latest.definition), root=g.scope.is_root_admin(),
-                           my_grids=_my_grids())
+    history = version_history("flow", head)
+    return render_template("admin/flows/view.html", head=head, **history, svg=flow_svg(history["latest"].definition),
+                           root=g.scope.is_root_admin(), my_grids=_my_grids())
 
 
 @bp.get("/flows/<key>/edit")
