@@ -64,10 +64,20 @@ def _meta_problems(source: Source) -> list[Problem]:
     ]
 
 
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+
+def _schema_error(error: ValidationError) -> str:
+    """Say in Chinese what is wrong with a field's JSON Schema (the commonest: a misspelt type)."""
+    if error.absolute_path and error.absolute_path[-1] == "type":
+        return f"类型 {error.instance!r} 不存在；可用：" + "、".join(JSON_TYPES)
+    return describe_meta_error(error)
+
+
 def schema_problems(schema: Any, file: str, at: tuple) -> list[Problem]:
     """Check a JSON Schema: valid draft 2020-12, local references only, formats we know."""
     problems = [
-        Problem(file, pointer(at + tuple(e.absolute_path)), f"不是有效的 JSON Schema：{e.message}")
+        Problem(file, pointer(at + tuple(e.absolute_path)), f"不是有效的 JSON Schema：{_schema_error(e)}")
         for e in _JSON_SCHEMA_META.iter_errors(schema)
     ]
     if problems:

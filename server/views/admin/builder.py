@@ -266,7 +266,7 @@ def _path(raw: str | None) -> tuple[str, ...]:
 
 def _state(target: Target, draft: DefinitionDraft, selected: str | None = None, errors=None,
            json_text: str | None = None, json_errors=None, preview_data=None, preview_errors=None,
-           preview_note=None, panel_error=None) -> dict:
+           preview_note=None, panel_error=None, pending_condition=False) -> dict:
     doc = _doc(target, draft)
     path = _path(selected)
     cond_text = ""
@@ -277,6 +277,10 @@ def _state(target: Target, draft: DefinitionDraft, selected: str | None = None, 
             cond_text = builder.describe_condition(doc, field_ui.get("ui:visibleWhen"))
     except builder.BuildError:
         settings, path = None, ()
+    if settings is not None and pending_condition:
+        visible = settings["visible"] or {"mode": "all", "rows": [], "raw": None}
+        visible["rows"].append({"field": "", "op": "eq", "value": ""})  # shown, saved once a field is picked
+        settings["visible"] = visible
     form = compiled_form(_hash(doc), doc.get("schema") or {}, doc.get("ui"))
     data = preview_data if preview_data is not None else (defaults(form) or {})
     try:
@@ -329,13 +333,13 @@ def _revision() -> int | None:
 STALE = "草稿已在别处修改（另一个窗口或另一位管理员），已显示最新内容，请重新操作"
 
 
-def _save(target: Target, draft: DefinitionDraft, doc: dict, selected: str | None):
+def _save(target: Target, draft: DefinitionDraft, doc: dict, selected: str | None, pending_condition=False):
     try:
         draft = drafts.save(draft, _put(target, draft, doc), g.person, _revision())
     except drafts.Stale:
         draft = drafts.find(target.kind, target.key, target.scope) or draft
         return _builder(target, draft, selected, errors=[STALE]), 409
-    return _builder(target, draft, selected)
+    return _builder(target, draft, selected, pending_condition=pending_condition)
 
 
 @bp.post("/forms/<key>/edit/add")
@@ -440,7 +444,8 @@ def form_field(key: str):
         doc, path = builder.apply_settings(_doc(target, draft), path, _posted_settings(_doc(target, draft), path))
     except (builder.BuildError, ValueError) as exc:
         return _builder(target, draft, "/".join(path), panel_error=str(exc)), 422
-    return _save(target, draft, doc, "/".join(path))
+    pending = request.form.get("_op") == "cond-add"
+    return _save(target, draft, doc, "/".join(path), pending_condition=pending)
 
 
 @bp.get("/forms/<key>/edit/field")
@@ -496,12 +501,35 @@ def parse_definition(kind: str, text: str) -> tuple[dict, list[tuple[int, str]]]
         return {}, [(1, "定义应是一个 JSON 对象 { … }")]
     lines = pointer_lines(text)
     validator = Draft202012Validator(meta_schema(kind))
+    found = [("".join(f"/{p}" for p in e.absolute_path), describe_meta_error(e))
+             for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
+    if not found:
+        found = [(p.pointer, p.message) for p in _schema_errors(kind, doc)]
     errors = []
-    for error in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        where = "".join(f"/{p}" for p in error.absolute_path)
+    for where, message in found:
         line = _line(lines, where)
-        errors.append((line, f"第 {line} 行（{where or '/'}）：{describe_meta_error(error)}"))
+        errors.append((line, f"第 {line} 行（{where or '/'}）：{message}"))
     return doc, errors
+
+
+def _schema_errors(kind: str, doc: dict) -> list:
+    """Invalid JSON Schemas in a definition (the form's, or each step form's): refused by the JSON view.
+
+    Other findings (a step that leads nowhere…) are saved to the draft and listed; they block publishing.
+    """
+    from ...definitions.check import schema_problems
+
+    if kind == "form":
+        return schema_problems(doc.get("schema"), "", ("schema",))
+    found = []
+    for ident, node in (doc.get("nodes") or {}).items():
+        forms = [(("nodes", ident, "form"), node.get("form"))]
+        forms += [(("nodes", ident, "actions", i, "form"), a.get("form"))
+                  for i, a in enumerate(node.get("actions") or []) if isinstance(a, dict)]
+        for at, form in forms:
+            if isinstance(form, dict) and isinstance(form.get("schema"), dict):
+                found += schema_problems(form["schema"], "", (*at, "schema"))
+    return found
 
 
 def _line(lines: dict[str, int], where: str) -> int:

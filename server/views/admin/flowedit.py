@@ -78,17 +78,20 @@ def _state(target, draft, node: str | None = None, errors=None, json_text=None, 
     )
 
 
-def _editor(target, draft, node=None, status=200, **extra):
-    return render_template("admin/flows/_editor.html", **_state(target, draft, node, **extra)), status
+def _editor(target, draft, node=None, status=200, pending_condition=False, **extra):
+    state = _state(target, draft, node, **extra)
+    if pending_condition and state["settings"] is not None:
+        state["settings"].setdefault("conditions", []).append({"to": "", "when": None, "visits": None})
+    return render_template("admin/flows/_editor.html", **state), status
 
 
-def _save(target, draft, doc, node):
+def _save(target, draft, doc, node, pending_condition=False):
     try:
         draft = drafts.save(draft, doc, g.person, _revision())
     except drafts.Stale:
         draft = drafts.find("flow", target.key, target.scope) or draft
         return _editor(target, draft, node, 409, errors=[STALE])
-    return _editor(target, draft, node)
+    return _editor(target, draft, node, pending_condition=pending_condition)
 
 
 def _revision() -> int | None:
@@ -236,6 +239,8 @@ def _posted_node() -> dict:
     _apply_op(op, lists)
     conditions = []
     for row in lists["c"]:
+        if not (row.get("field") or row.get("raw") or row.get("vnode")):
+            continue  # an empty row (just added, or cleared) is shown, not saved
         when = None
         if row.get("raw"):
             when = {"raw": json.loads(row["raw"]), "rows": []}
@@ -276,7 +281,7 @@ def flow_node(key: str):
         doc = flowedit.apply_node(draft.definition, node, posted, fields_form(key, draft.definition))
     except (BuildError, ValueError) as exc:
         return _editor(target, draft, node, 422, panel_error=str(exc))
-    return _save(target, draft, doc, node)
+    return _save(target, draft, doc, node, pending_condition=request.form.get("_op") == "c-add")
 
 
 @bp.post("/flows/<key>/edit/json")
