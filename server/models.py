@@ -389,6 +389,7 @@ class DefinitionDraft(BaseModel):
     key = CharField(max_length=64)
     scope = CharField(max_length=64, default="")
     definition = Json()
+    base = Json(null=True)  # what the draft was started from: its edits are re-applied on a newer one
     revision = IntegerField(default=1)
     tests = Json(default=list)
     updated_by = ForeignKeyField(Person, null=True, on_delete="SET NULL")

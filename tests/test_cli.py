@@ -13,7 +13,7 @@ from server import ROOT, create_app
 from server.auth import person_for_token, verify_password
 from server.cli import main
 from server.db import database, sqlite_url
-from server.definitions.versions import form_version, latest_form
+from server.definitions.versions import canonical, form_version, latest_form
 from server.models import (
     ApiToken,
     Event,
@@ -121,8 +121,8 @@ def test_editing_a_file_makes_version_2_and_version_1_stays_readable(runner, tmp
     ok(result)
     assert result.stdout.splitlines() == ["流程 test_flow 版本 1（未变化）", "表单 test_visit 版本 2（新版本）"]
     v1, v2 = form_version("test_visit", 1), form_version("test_visit", 2)
-    assert v1.definition == original and "floor" not in v1.definition["schema"]["properties"]
-    assert v2.definition == edited and latest_form("test_visit").version == 2
+    assert v1.definition == canonical(original) and "floor" not in v1.definition["schema"]["properties"]
+    assert v2.definition == canonical(edited) and latest_form("test_visit").version == 2
     assert v1.content_hash != v2.content_hash
     assert Form.get(Form.key == "test_visit").title == "测试走访（第二版）"
     assert FlowVersion.select().count() == 1

@@ -64,6 +64,8 @@ FLOW = {
     },
 }
 
+UNKNOWN_TYPE = "类型 '{}' 不存在；可用：string、number、integer、boolean、object、array、null"
+
 
 def changed(doc: dict, change) -> dict:
     """Return a deep copy of a definition after `change` (a function that edits it in place)."""
@@ -204,14 +206,14 @@ def test_invalid_json_schema_is_reported_where_it_is(tmp_path):
     _, problems = check_form(tmp_path, changed(FORM, lambda d: d["schema"]["properties"]["household"].update(
         type="text")))
     assert problems == [("/schema/properties/household/type",
-                         "不是有效的 JSON Schema：'text' is not valid under any of the given schemas")]
+                         "不是有效的 JSON Schema：" + UNKNOWN_TYPE.format("text"))]
 
 
 def test_negative_min_length_is_an_invalid_schema(tmp_path):
     _, problems = check_form(tmp_path, changed(FORM, lambda d: d["schema"]["properties"]["household"].update(
         minLength=-1)))
     assert problems == [("/schema/properties/household/minLength",
-                         "不是有效的 JSON Schema：-1 is less than the minimum of 0")]
+                         "不是有效的 JSON Schema：不能小于 0")]
 
 
 def test_external_ref_is_reported(tmp_path):
@@ -311,7 +313,7 @@ def test_invalid_visible_when_schema_is_reported(tmp_path):
     _, problems = check_form(tmp_path, changed(FORM, lambda d: d["ui"]["housing"].update(
         {"ui:visibleWhen": {"type": "nonsense"}})))
     assert problems == [("/ui/housing/ui:visibleWhen/type",
-                         "不是有效的 JSON Schema：'nonsense' is not valid under any of the given schemas")]
+                         "不是有效的 JSON Schema：" + UNKNOWN_TYPE.format("nonsense"))]
 
 
 def test_visible_when_with_an_external_ref_is_reported(tmp_path):
@@ -518,7 +520,7 @@ def test_invalid_step_form_schema_is_reported(tmp_path):
     problems = check_flow(tmp_path, changed(FLOW, lambda d: d["nodes"]["review"].update(
         form={"schema": {"type": "object", "properties": {"score": {"type": "integr"}}}})))
     assert problems == [("/nodes/review/form/schema/properties/score/type",
-                         "不是有效的 JSON Schema：'integr' is not valid under any of the given schemas")]
+                         "不是有效的 JSON Schema：" + UNKNOWN_TYPE.format("integr"))]
 
 
 def test_step_form_that_is_not_an_object_is_reported(tmp_path):
@@ -544,7 +546,7 @@ def test_invalid_branch_condition_is_reported(tmp_path):
     problems = check_flow(tmp_path, changed(FLOW, lambda d: d["nodes"]["route"]["conditions"][0].update(
         when={"type": "bogus"})))
     assert problems == [("/nodes/route/conditions/0/when/type",
-                         "不是有效的 JSON Schema：'bogus' is not valid under any of the given schemas")]
+                         "不是有效的 JSON Schema：" + UNKNOWN_TYPE.format("bogus"))]
 
 
 def test_visit_count_of_an_unknown_node_is_reported(tmp_path):

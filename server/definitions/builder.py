@@ -77,6 +77,44 @@ def children_of(form: dict, path: Path) -> tuple[dict, dict]:
     return _container(sub), _ui_container(sub_ui, sub)
 
 
+def with_orders(doc: dict) -> dict:
+    """Write every object's field order into its `ui:order` (a copy): PostgreSQL's jsonb keeps keys
+    in its own order, so the order a definition was written in must be stated to survive storage."""
+    out = copy.deepcopy(doc)
+
+    def walk(schema: Any, ui: dict) -> None:
+        if not isinstance(schema, dict):
+            return
+        if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+            items = schema["items"]
+            if isinstance(items.get("properties"), dict) and items["properties"]:
+                walk(items, ui.setdefault("items", {}))
+            return
+        props = schema.get("properties")
+        if not isinstance(props, dict) or not props or ui.get("ui:widget") == "geolocation":
+            return
+        ui["ui:order"] = order_of(schema, ui)
+        for name, sub in props.items():
+            if isinstance(sub, dict) and (sub.get("type") in ("object", "array")):
+                holder = ui.get(name)
+                if holder is None:
+                    holder = {}
+                if isinstance(holder, dict):
+                    walk(sub, holder)
+                    if holder:
+                        ui[name] = holder
+
+    if isinstance(out.get("schema"), dict):
+        out.setdefault("ui", {})
+        walk(out["schema"], out["ui"])
+    for node in (out.get("nodes") or {}).values():
+        for form in [node.get("form")] + [a.get("form") for a in node.get("actions") or [] if isinstance(a, dict)]:
+            if isinstance(form, dict) and isinstance(form.get("schema"), dict):
+                form.setdefault("ui", {})
+                walk(form["schema"], form["ui"])
+    return out
+
+
 def order_of(schema: dict, ui: dict) -> list[str]:
     """Property names in display order (`ui:order`, `*` standing for the rest)."""
     names = list((schema.get("properties") or {}).keys())
@@ -236,6 +274,8 @@ def shape(kind: str, title: str, options: list[dict] | None = None) -> tuple[dic
 def add_field(form: dict, parent: Path, kind: str, title: str | None = None, key: str | None = None,
               prefix: str = "field") -> tuple[dict, Path]:
     """Add a field at the end of the form or of a group; returns the new form and the field's path."""
+    if kind not in KINDS:
+        raise BuildError(f"未知的字段类型 {kind}")
     out = copy.deepcopy(form)
     schema, ui = children_of(out, parent)
     key = key or new_key(out, prefix)
@@ -605,7 +645,7 @@ def _typed(value: Any, schema: dict) -> Any:
 def _row_schema(row: dict, fields: dict[str, dict]) -> dict:
     target = row.get("field") or ""
     if target not in fields:
-        raise BuildError(f"条件里的字段 {target} 不存在")
+        raise BuildError(f"条件里的字段 {target or '（未选）'} 不存在")
     op = row.get("op") or "eq"
     if op not in OPERATORS:
         raise BuildError(f"未知的条件 {op}")
@@ -638,6 +678,17 @@ def build_condition(form: dict, condition: dict) -> dict | None:
     if condition.get("raw") is not None:
         return condition["raw"]
     fields = {path: schema for path, _, schema in condition_fields(form)}
+    for row in condition.get("rows") or []:
+        target = row.get("field") or ""
+        if target and target not in fields:  # a field conditions do not offer (now a photo…): as it is
+            parts, scratch = tuple(target.split("/")), copy.deepcopy(form)
+            try:
+                inside_rows = any(locate(scratch, parts[:i], create_ui=False)[2].get("type") == "array"
+                                  for i in range(1, len(parts)))
+                if not inside_rows:
+                    fields[target] = locate(scratch, parts, create_ui=False)[2]
+            except BuildError:
+                pass
     parts = [_row_schema(row, fields) for row in condition.get("rows") or [] if row.get("field")]
     if not parts:
         return None

@@ -45,6 +45,10 @@ def describe_meta_error(error: ValidationError) -> str:
         return f"只能是 {value!r}"
     if kw == "pattern":
         return f"格式不符合 {value}"
+    if kw == "minimum":
+        return f"不能小于 {value}"
+    if kw == "maximum":
+        return f"不能大于 {value}"
     if kw in ("minLength", "minItems", "minProperties"):
         return f"不能少于 {value} 个"
     if kw in ("maxLength", "maxItems", "maxProperties"):

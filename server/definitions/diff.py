@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..rendering import choose_widget, options_of, type_of
+from ..rendering import choose_widget, options_of, ordered, type_of
 from ..validation import resolve_local, show_value
 
 LIMITS = {"minLength": "最少字数", "maxLength": "最多字数", "minimum": "最小值", "maximum": "最大值",
@@ -47,7 +47,8 @@ def _fields(old_root: dict, new_root: dict, old_ui: dict, new_ui: dict, path: tu
     new_schema = resolve_local(new_root, new_schema if new_schema is not None else new_root)
     old_props, new_props = old_schema.get("properties") or {}, new_schema.get("properties") or {}
     old_req, new_req = set(old_schema.get("required") or []), set(new_schema.get("required") or [])
-    for name in list(new_props) + [n for n in old_props if n not in new_props]:
+    names = ordered(list(new_props), new_ui.get("ui:order"))
+    for name in names + [n for n in ordered(list(old_props), old_ui.get("ui:order")) if n not in new_props]:
         here = path + (name,)
         where = "/" + "/".join(str(p) for p in here)
         o_ui = old_ui.get(name) if isinstance(old_ui.get(name), dict) else {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 
 from ..db import database
 from ..models import DefinitionDraft, GridNode, Person, Submission, utcnow
 from . import overlays
+from .builder import with_orders
 from .files import Source
 
 
@@ -26,14 +26,14 @@ def start(kind: str, key: str, doc: dict, by: Person | None, scope: str = "") ->
     """The draft of a definition, made from `doc` when there is none yet."""
     draft = find(kind, key, scope)
     if draft is None:
-        draft = DefinitionDraft.create(kind=kind, key=key, scope=scope, definition=copy.deepcopy(doc),
-                                       updated_by=by)
+        draft = DefinitionDraft.create(kind=kind, key=key, scope=scope, definition=with_orders(doc),
+                                       base=with_orders(doc), updated_by=by)
     return draft
 
 
 def save(draft: DefinitionDraft, doc: dict, by: Person | None, revision: int | None = None) -> DefinitionDraft:
     """Store a new content of a draft; a stale revision (when given) is refused."""
-    query = DefinitionDraft.update(definition=doc, revision=DefinitionDraft.revision + 1, updated_by=by,
+    query = DefinitionDraft.update(definition=with_orders(doc), revision=DefinitionDraft.revision + 1, updated_by=by,
                                    updated_at=utcnow()).where(DefinitionDraft.id == draft.id)
     if revision is not None:
         query = query.where(DefinitionDraft.revision == revision)
@@ -92,24 +92,41 @@ def impacts(key: str, old: dict, new: dict, limit: int = 200_000) -> list[Impact
     return [Impact(c.text, counts.get(c, 0)) for c in changes]
 
 
-def publish(draft: DefinitionDraft, by: Person | None) -> tuple[str, int]:
+def rebased(draft: DefinitionDraft, current: dict | None) -> dict:
+    """The draft's edits on the definition it would start from now (a newer version may have come
+    since it was opened): the edits are re-applied as a patch, never undoing the newer version."""
+    from .versions import content_hash
+
+    if current is None or draft.base is None or content_hash(current) == content_hash(draft.base):
+        return draft.definition
+    try:
+        return overlays.apply_overlay(current, overlays.make_overlay(draft.base, draft.definition),
+                                      names=draft.definition)
+    except overlays.Conflict as exc:
+        raise overlays.Refused([f"草稿打开后又发布了新版本，草稿中的修改无法自动合并：{exc.message}。"
+                                "请放弃草稿后重新修改"]) from exc
+
+
+def publish(draft: DefinitionDraft, by: Person | None, current: dict | None = None) -> tuple[str, int]:
     """Publish a draft: a new base version (scope '') or a new overlay version; the draft is dropped.
 
-    Returns (what, version number); refusals raise overlays.Refused with the reasons.
+    `current` is what the draft would start from now; edits made on an older one are re-applied
+    to it. Returns (what, version number); refusals raise overlays.Refused with the reasons.
     """
     from .versions import publish as publish_version
 
-    found = problems(draft.kind, draft.definition)
+    doc = rebased(draft, current)
+    found = problems(draft.kind, doc)
     if found:
         raise overlays.Refused([f"{p.pointer or '/'}：{p.message}" for p in found])
     with database.atomic():
         if draft.scope:
             grid = GridNode.get(GridNode.code == draft.scope)
-            overlay = overlays.publish_overlay(draft.kind, draft.key, grid, draft.definition, by)
+            overlay = overlays.publish_overlay(draft.kind, draft.key, grid, doc, by)
             number = overlay.version
             what = "overlay"
         else:
-            loaded = publish_version(draft.kind, draft.definition, source="web", by=by)
+            loaded = publish_version(draft.kind, doc, source="web", by=by)
             if not loaded.created:
                 raise overlays.Refused(["与已发布的最新版本相同，没有可发布的改动"])
             number, what = loaded.version, "version"

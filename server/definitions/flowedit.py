@@ -63,6 +63,8 @@ def first_end(flow: dict) -> str | None:
 
 def add_node(flow: dict, kind: str, title: str | None = None, after: str | None = None) -> tuple[dict, str]:
     """Add a node; with `after`, insert it between that node and where it went (an added step)."""
+    if kind not in NODE_TYPES:
+        raise BuildError(f"未知的步骤类型 {kind}")
     out = copy.deepcopy(flow)
     nodes = out.setdefault("nodes", {})
     ident = new_node_id(out, kind)
@@ -319,9 +321,11 @@ def _task(node: dict, new: dict, targets: set[str]) -> None:
     if timeout in ("remind", "escalate", "auto"):
         on_timeout = {"action": timeout}
         if timeout == "auto":
-            if not new.get("auto_action"):
+            keys = [(a.get("key") or "") for a in new.get("actions") or []] or [a["key"] for a in node["actions"]]
+            chosen = new.get("auto_action") or next((k for k in keys if k), None)
+            if not chosen:
                 raise BuildError("超时自动办理时，请选择自动执行的操作")
-            on_timeout["auto_action"] = new["auto_action"]
+            on_timeout["auto_action"] = chosen
         node["on_timeout"] = on_timeout
     else:
         node.pop("on_timeout", None)

@@ -168,13 +168,12 @@ def apply_overlay(doc: dict, ops: list[dict], names: dict | None = None) -> dict
         try:
             if op["op"] == "add":
                 holder, name = _container(out, op["path"])
+                if isinstance(holder, list) and name == "-" and op["path"].endswith("/required/-") \
+                        and op["value"] in holder:
+                    continue  # the base made it required too
                 if (isinstance(holder, dict) and name in holder and holder[name] != op["value"]
                         and name not in ("ui:order", "required")):
                     raise Conflict(_collision(names, op), op, index)
-            elif op["op"] == "add" and op["path"].endswith("/-"):
-                holder, _ = _container(out, op["path"])
-                if isinstance(holder, list) and op["value"] in holder and op["path"].rsplit("/", 2)[-2] == "required":
-                    continue
             out = jsonpatch.apply_patch(out, [op])
         except Conflict:
             raise

@@ -19,8 +19,11 @@ IGNORED_KEYS = ("$schema",)
 
 
 def canonical(doc: dict) -> dict:
-    """Drop keys that do not change a definition's meaning (the editor's `$schema`)."""
-    return {k: v for k, v in doc.items() if k not in IGNORED_KEYS}
+    """A definition as stored: without the editor's `$schema`, every field order stated in `ui:order`
+    (PostgreSQL's jsonb does not keep the order keys were written in)."""
+    from .builder import with_orders
+
+    return with_orders({k: v for k, v in doc.items() if k not in IGNORED_KEYS})
 
 
 def content_hash(doc: dict) -> str:

@@ -214,6 +214,7 @@ def up(migrator, db):
         key = CharField(max_length=64)
         scope = CharField(max_length=64, default='')
         definition = JSONField()
+        base = JSONField(null=True)
         revision = IntegerField(default=1)
         tests = JSONField(default=list)
         updated_by = ForeignKeyField(Person, null=True, on_delete='SET NULL')

@@ -141,6 +141,12 @@ def _draft(target: Target, create: bool = True) -> DefinitionDraft:
     return draft
 
 
+def _start_of(target: Target) -> dict | None:
+    """What a new draft for this target would start from now (to re-apply an older draft's edits on)."""
+    doc = _published(target)
+    return _with_conflicts(target, doc) if doc is not None else None
+
+
 def _with_conflicts(target: Target, doc: dict) -> dict:
     """For an adaptation in conflict: the new parent with what still applies of the overlay."""
     if not target.scope:
@@ -639,7 +645,7 @@ def form_publish(key: str):
         return render_template("admin/forms/confirm.html", target=target, draft=draft, impacts=impacts,
                                changes=form_changes(base, draft.definition)), 409
     try:
-        what, number = drafts.publish(draft, g.person)
+        what, number = drafts.publish(draft, g.person, _start_of(target))
     except overlays.Refused as exc:
         for message in exc.messages:
             flash(message, "error")

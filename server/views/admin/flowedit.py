@@ -16,7 +16,7 @@ from ...grids import department_names, level_names, role_names
 from ...models import DefinitionDraft, Flow
 from ...web import admin_required
 from . import bp
-from .builder import STALE, _my_grids, conflict_notes, parse_definition, target_for, version_history
+from .builder import STALE, _my_grids, _start_of, conflict_notes, parse_definition, target_for, version_history
 
 
 def _draft(target, create: bool = True) -> DefinitionDraft:
@@ -78,20 +78,30 @@ def _state(target, draft, node: str | None = None, errors=None, json_text=None, 
     )
 
 
-def _editor(target, draft, node=None, status=200, pending_condition=False, **extra):
+BLANK_WHO = {"who": "role", "value": "", "level": "", "role": ""}
+
+
+def _editor(target, draft, node=None, status=200, pending: str | None = None, **extra):
+    """Answer with the whole editor; `pending` shows a just-added row (saved once it is filled in)."""
     state = _state(target, draft, node, **extra)
-    if pending_condition and state["settings"] is not None:
-        state["settings"].setdefault("conditions", []).append({"to": "", "when": None, "visits": None})
+    settings = state["settings"]
+    if pending and settings is not None:
+        if pending == "conditions":
+            settings.setdefault("conditions", []).append({"to": "", "when": None, "visits": None})
+        elif pending in ("assignees", "to"):
+            settings.setdefault(pending, []).append(dict(BLANK_WHO))
+        elif pending == "fallback" and not settings.get("fallback"):
+            settings["fallback"] = {**BLANK_WHO, "who": request.form.get("fb_who") or "role"}
     return render_template("admin/flows/_editor.html", **state), status
 
 
-def _save(target, draft, doc, node, pending_condition=False):
+def _save(target, draft, doc, node, pending: str | None = None):
     try:
         draft = drafts.save(draft, doc, g.person, _revision())
     except drafts.Stale:
         draft = drafts.find("flow", target.key, target.scope) or draft
         return _editor(target, draft, node, 409, errors=[STALE])
-    return _editor(target, draft, node, pending_condition=pending_condition)
+    return _editor(target, draft, node, pending=pending)
 
 
 def _revision() -> int | None:
@@ -256,7 +266,7 @@ def _posted_node() -> dict:
     first = next(iter(request.form.getlist("act_to")), "") or f.get("default", "")
     return {
         "title": f.get("title", ""), "description": f.get("description", ""),
-        "assignees": [r for r in lists["a"] if r] or ([{"who": "role"}] if op == "a-add" else []),
+        "assignees": [r for r in lists["a"] if r],
         "mode": f.get("mode"), "fallback": fallback,
         "deadline": {"amount": f.get("dl_amount"), "unit": f.get("dl_unit"), "working": bool(f.get("dl_working")),
                      "raw": f.get("dl_raw")},
@@ -265,7 +275,7 @@ def _posted_node() -> dict:
         "conditions": conditions, "default": f.get("default"),
         "branches": f.getlist("branches"), "foreach": f.get("foreach"), "branch": f.get("branch"),
         "join": f.get("join"), "next": f.get("next"),
-        "to": [r if r else {"who": "role"} for r in lists["t"]], "form": f.get("form"), "outcome": f.get("outcome"),
+        "to": [r for r in lists["t"] if r], "form": f.get("form"), "outcome": f.get("outcome"),
     }
 
 
@@ -281,7 +291,12 @@ def flow_node(key: str):
         doc = flowedit.apply_node(draft.definition, node, posted, fields_form(key, draft.definition))
     except (BuildError, ValueError) as exc:
         return _editor(target, draft, node, 422, panel_error=str(exc))
-    return _save(target, draft, doc, node, pending_condition=request.form.get("_op") == "c-add")
+    op = request.form.get("_op", "")
+    pending = {"c-add": "conditions", "a-add": "assignees", "t-add": "to"}.get(op)
+    if not pending and request.form.get("fb_who") and not request.form.get("fb_value") \
+            and request.form.get("fb_who") != "submitter":
+        pending = "fallback"
+    return _save(target, draft, doc, node, pending=pending)
 
 
 @bp.post("/flows/<key>/edit/json")
@@ -306,7 +321,7 @@ def flow_publish(key: str):
     target = target_for("flow", key)
     draft = _draft(target, create=False)
     try:
-        what, number = drafts.publish(draft, g.person)
+        what, number = drafts.publish(draft, g.person, _start_of(target))
     except overlays.Refused as exc:
         for message in exc.messages:
             flash(message, "error")
