@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from server import cases
-from server.definitions.versions import latest_form, publish
+from server.definitions.versions import canonical, latest_form, publish
 from server.grids import node_by_code
 from server.models import GridNode, Person, Submission
 
@@ -66,9 +66,12 @@ def test_form_definition_for_a_grid_in_scope(client, people, form):
                           headers=people.headers("wgy"))
     assert response.status_code == 200
     body = response.get_json()
-    doc = json.loads(fixture_path("visit_form.json").read_text(encoding="utf-8"))
+    doc = canonical(json.loads(fixture_path("visit_form.json").read_text(encoding="utf-8")))
     assert (body["key"], body["title"], body["version"], body["flow"]) == ("test_visit", "测试走访", 1, "test_flow")
-    assert body["schema"] == doc["schema"] and body["ui"] == doc["ui"]
+    assert body["schema"] == doc["schema"] and body["ui"] == doc["ui"]  # field orders stated in ui:order
+    assert body["ui"]["members"]["items"]["ui:order"] == list(doc["schema"]["properties"]["members"]["items"]
+                                                            ["properties"])
+    assert body["overlays"] == []
 
 
 def test_form_definition_without_grid_is_the_base(client, people, form):
