@@ -127,6 +127,8 @@ def test_shipped_flow_renders_every_node_edge_and_label(path):
     root = parse(svg)
     assert root.tag == f"{SVG}svg"
     assert root.get("width") == "100%" and root.get("role") == "img"
+    linked = parse(flow_svg(definition, link=lambda node: f"#{node}"))
+    assert linked.get("role") == "group"  # links inside an img role would be hidden from screen readers
     assert "flow-diagram" in classes(root)
     assert len(root.get("viewBox").split()) == 4
     assert root.get("aria-label") == definition["title"]

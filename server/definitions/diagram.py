@@ -996,7 +996,8 @@ def flow_svg(definition: dict, current: Iterable[str] = (), passed: Iterable[str
     x0, y0, width, height = _viewbox(boxes, found, current)
     name = _clean(title if title is not None else definition.get("title") or definition.get("key") or "流程图")
     marker = _marker_id(definition)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="flow-diagram" role="img" width="100%" '
+    role = "group" if link else "img"  # a picture, or (with links to its steps) a group of links
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="flow-diagram" role="{role}" width="100%" '
            f'viewBox="{_n(x0)} {_n(y0)} {_n(width)} {_n(height)}" style="max-width:{_n(width)}px;height:auto" '
            f'aria-label="{escape(name)}" font-family="{escape(FONT)}">',
            f"<title>{escape(name)}</title>", f"<style>{STYLE}</style>", _markers(marker)]

@@ -120,6 +120,7 @@ def flows():
     return render_template("admin/flows/index.html", versions=versions,
                            adapted={v.flow.key: overlays.adaptations("flow", v.flow.key, within) for v in versions},
                            drafts=list(DefinitionDraft.select().where(DefinitionDraft.kind == "flow")),
+                           conflicts=[a for a in overlays.conflicts(within) if a.kind == "flow"],
                            root=g.scope.is_root_admin(), my_grids=_my_grids(),
                            items=[(v.flow.key, v.flow.title) for v in versions])
 
