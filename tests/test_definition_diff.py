@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
+import pytest
+
 from server import ROOT
 from server.cli import main
 from server.definitions.diff import flow_changes, form_changes
@@ -91,8 +93,7 @@ def test_flow_steps_deadlines_and_actions():
     changes = flow_changes(old, new)
     assert set(texts(changes)) >= {
         "新增步骤「“作退一步想”工作室调解」",
-        "「镇（街道）深调」的时限：" + json.dumps(old["nodes"]["street_mediation"]["deadline"], ensure_ascii=False,
-                                          sort_keys=True) + " → {\"calendar\": \"working\", \"duration\": \"P15D\"}",
+        "「镇（街道）深调」的时限：10 个工作日 → 15 个工作日",
         "「镇（街道）深调」新增操作「转交工作室」",
     }
     assert any(c.where == "follow_up" and c.kind == "changed" for c in changes)
@@ -138,3 +139,27 @@ def test_risky_changes_count_the_submissions_they_touch():
     assert counts == {"/dispute_type:option": 2, "/involved_people:type": 1, "/claims:field": 1,
                       "/parties/*/role:option": 2}
     assert all(c.risk is None for c in changes if c.kind == "added")
+
+
+@pytest.mark.parametrize(("before", "after", "text"), [
+    ({"duration": "P3D"}, {"duration": "PT48H"}, "「社区初调」的时限：3 天 → 48 小时"),
+    ({"duration": "P2W"}, {"duration": "P1DT2H"}, "「社区初调」的时限：2 周 → P1DT2H"),
+    (None, {"duration": "P5D", "calendar": "working"}, "「社区初调」的时限：（无） → 5 个工作日"),
+])
+def test_deadlines_read_as_people_say_them(before, after, text):
+    flow = json.loads((ROOT / "flows" / "mediation_321.json").read_text(encoding="utf-8"))
+    old, new = copy.deepcopy(flow), copy.deepcopy(flow)
+    for doc, value in ((old, before), (new, after)):
+        node = doc["nodes"]["community_mediation"]
+        node.pop("deadline", None)
+        if value is not None:
+            node["deadline"] = value
+    assert text in [c.text for c in flow_changes(old, new)]
+
+
+def test_modes_and_timeouts_read_in_chinese():
+    flow = json.loads((ROOT / "flows" / "mediation_321.json").read_text(encoding="utf-8"))
+    new = copy.deepcopy(flow)
+    new["nodes"]["community_mediation"].update(mode="all", on_timeout={"action": "escalate"})
+    assert {"「社区初调」的办理方式：或签 → 会签", "「社区初调」的超时处理：提醒 → 督办上报"} <= {
+        c.text for c in flow_changes(flow, new)}

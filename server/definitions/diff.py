@@ -194,7 +194,38 @@ class _Action(dict):
 
 
 def _was(where: str, title: str, label: str, before: Any, after: Any) -> Change:
-    return Change(where, "changed", f"「{title}」的{label}：{_shown(before)} → {_shown(after)}")
+    shown = _readable.get(label, _shown)
+    return Change(where, "changed", f"「{title}」的{label}：{shown(before)} → {shown(after)}")
+
+
+_UNITS = {"W": "周", "D": "天", "H": "小时", "M": "分钟"}
+
+
+def _deadline(value: Any) -> str:
+    """A deadline as a person says it: 10 个工作日, 3 天, 48 小时 (anything unusual as written)."""
+    if not isinstance(value, dict) or not isinstance(value.get("duration"), str):
+        return _shown(value)
+    import re
+
+    match = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", value["duration"])
+    if not match or sum(1 for g in match.groups() if g) != 1:
+        return value["duration"]
+    amount, unit = next((g, u) for g, u in zip(match.groups(), "WDHM", strict=True) if g)
+    if unit == "D" and value.get("calendar") == "working":
+        return f"{amount} 个工作日"
+    return f"{amount} {_UNITS[unit]}"
+
+
+def _label_of(names: dict) -> Any:
+    return lambda value: names.get(value, _shown(value)) if isinstance(value, str) else _shown(value)
+
+
+_readable = {
+    "时限": _deadline,
+    "办理方式": _label_of({"any": "或签", "all": "会签", "sequence": "依次审批"}),
+    "超时处理": lambda v: {"remind": "提醒", "escalate": "督办上报", "auto": "自动办理"}.get(
+        (v or {}).get("action"), _shown(v)) if isinstance(v, dict) or v is None else _shown(v),
+}
 
 
 def _title(schema: dict, ui: dict, name: str) -> str:
