@@ -163,3 +163,12 @@ def test_modes_and_timeouts_read_in_chinese():
     new["nodes"]["community_mediation"].update(mode="all", on_timeout={"action": "escalate"})
     assert {"「社区初调」的办理方式：或签 → 会签", "「社区初调」的超时处理：提醒 → 督办上报"} <= {
         c.text for c in flow_changes(flow, new)}
+
+
+def test_assignees_read_as_roles_at_levels():
+    flow = json.loads((ROOT / "flows" / "mediation_321.json").read_text(encoding="utf-8"))
+    new = copy.deepcopy(flow)
+    new["nodes"]["community_mediation"]["assignees"] = [{"role": "mediator", "level": "street"},
+                                                        {"department": "justice", "level": "street"}]
+    assert "「社区初调」的办理人：社区（村）调解员 → 街道（乡镇）调解员、街道（乡镇）司法" in {
+        c.text for c in flow_changes(flow, new)}

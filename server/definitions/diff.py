@@ -220,8 +220,37 @@ def _label_of(names: dict) -> Any:
     return lambda value: names.get(value, _shown(value)) if isinstance(value, str) else _shown(value)
 
 
+def _who(value: Any) -> str:
+    """Assignees as a person says them: 社区（村）调解员、公安（街道（乡镇））、提交人 (default names)."""
+    from ..grids import DEFAULT_DEPARTMENTS, DEFAULT_LEVELS, DEFAULT_ROLES
+
+    levels = {k: n for k, n, _ in DEFAULT_LEVELS}
+    roles = {r[0]: r[1] for r in DEFAULT_ROLES}
+    departments = {k: n for k, n in DEFAULT_DEPARTMENTS}
+    specs = value if isinstance(value, list) else [value]
+    out = []
+    for spec in specs:
+        if not isinstance(spec, dict):
+            return _shown(value)
+        level = levels.get(spec.get("level"), spec.get("level") or "")
+        if spec.get("submitter"):
+            out.append("提交人")
+        elif "department" in spec:
+            out.append(f"{level}{departments.get(spec['department'], spec['department'])}")
+        elif "role" in spec:
+            out.append(f"{level}{roles.get(spec['role'], spec['role'])}")
+        elif "person" in spec:
+            out.append(f"用户 {spec['person']}")
+        else:
+            out.append(_shown(spec))
+    return "、".join(out) if out else "（无）"
+
+
 _readable = {
     "时限": _deadline,
+    "办理人": _who,
+    "无人时改由": lambda v: _who(v) if v is not None else "（无）",
+    "抄送给": _who,
     "办理方式": _label_of({"any": "或签", "all": "会签", "sequence": "依次审批"}),
     "超时处理": lambda v: {"remind": "提醒", "escalate": "督办上报", "auto": "自动办理"}.get(
         (v or {}).get("action"), _shown(v)) if isinstance(v, dict) or v is None else _shown(v),
