@@ -27,7 +27,7 @@ from ..errors import Refusal
 from ..formdata import apply_op, from_post
 from ..grids import node_by_code
 from ..masking import mask_data
-from ..models import Attachment, Draft, FlowVersion, FormVersion, GridNode, Submission, utcnow
+from ..models import Attachment, Draft, FlowVersion, FormVersion, GridNode, Person, Submission, utcnow
 from ..rendering import Context, Renderer, defaults
 from ..web import login_required
 
@@ -497,10 +497,8 @@ def _summary(draft: Draft) -> str:
     return "，".join(texts[:2])
 
 
-@bp.get("/submissions/<sid>")
-@login_required
-def view(sid: str):
-    """Show one submission read-only, drawn with the form version it was made with."""
+def _shown_case(sid: str, channel: str) -> dict:
+    """A case the person may see, drawn read-only with its own form version (masked unless they need it)."""
     case = Submission.get_or_none(Submission.id == sid)
     if case is None or not g.scope.can_see_submission(case):
         abort(404, description=_("找不到这条记录，或它不在您的管辖范围内"))
@@ -508,13 +506,32 @@ def view(sid: str):
     own = case.created_by_id == g.person.id
     reveal = own or g.scope.sees_sensitive_at(case.grid_path)
     if reveal and not own:
-        cases.log_full_view(g.person, case, "web")
+        cases.log_full_view(g.person, case, channel)
     data = case.data if reveal else mask_data(case.data, _sensitive(case))
     tree = Renderer(compiled(version), Context(readonly=True)).tree(data)
-    grid = GridNode.get_or_none(GridNode.id == case.grid_id)
     files = {a.sha256: a for a in attachments.Attachment.select().where(
         attachments.Attachment.sha256.in_([sha for _, sha in attachments.references(compiled(version), case.data)]))}
     flow = FlowVersion.get_by_id(case.flow_version_id).definition if case.flow_version_id else None
+    return dict(case=case, version=version, tree=tree, grid=GridNode.get_or_none(GridNode.id == case.grid_id),
+                masked=not reveal, files=files, flow=flow, own=own, timeline=inbox.timeline(case, flow),
+                overlay_text=_overlay_text(version))
+
+
+@bp.get("/submissions/<sid>/print")
+@login_required
+def print_case(sid: str):
+    """A case on A4 paper for the 台账: its data, its history and a place for signatures."""
+    shown = _shown_case(sid, "print")
+    author = Person.get_or_none(Person.id == shown["case"].created_by_id)
+    return render_template("fill/print.html", **shown, author=author, printed_at=utcnow())
+
+
+@bp.get("/submissions/<sid>")
+@login_required
+def view(sid: str):
+    """Show one submission read-only, drawn with the form version it was made with."""
+    shown = _shown_case(sid, "web")
+    case, flow, own = shown["case"], shown["flow"], shown["own"]
     tasks = inbox.case_tasks(case, g.person.id, current_app.config["TIMEZONE"])
     state = case.flow_state or {}
     ended = case.status in ("closed", "withdrawn")
@@ -524,10 +541,8 @@ def view(sid: str):
         "reopen": ended and case.status != "withdrawn" and (g.scope.is_admin_at(case.grid_path) or worked),
     }
     diagram = flow_svg(flow, current=case.current_nodes or [], passed=state.get("passed") or []) if flow else None
-    return render_template("fill/view.html", case=case, version=version, tree=tree, grid=grid,
-                           masked=not reveal, files=files, new=request.args.get("new"), flow=flow,
-                           tasks=tasks, timeline=inbox.timeline(case, flow), allowed=allowed, diagram=diagram,
-                           overlay_text=_overlay_text(version))
+    return render_template("fill/view.html", **shown, new=request.args.get("new"), tasks=tasks, allowed=allowed,
+                           diagram=diagram)
 
 
 def _overlay_text(version: FormVersion) -> str:
