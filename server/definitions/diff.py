@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,8 +206,6 @@ def _deadline(value: Any) -> str:
     """A deadline as a person says it: 10 个工作日, 3 天, 48 小时 (anything unusual as written)."""
     if not isinstance(value, dict) or not isinstance(value.get("duration"), str):
         return _shown(value)
-    import re
-
     match = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", value["duration"])
     if not match or sum(1 for g in match.groups() if g) != 1:
         return value["duration"]

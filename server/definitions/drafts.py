@@ -55,18 +55,15 @@ def discard(draft: DefinitionDraft) -> None:
 
 
 def problems(kind: str, doc: dict) -> list:
-    """What `gridflow check` says about a draft (meta-schema and semantic checks)."""
+    """What `gridflow check` says about a definition not stored yet (meta-schema and semantic checks)."""
+    from pathlib import Path
+
     from ..grids import level_keys, role_keys
     from .check import check_sources
     from .versions import known_keys
 
     forms, flows = known_keys()
-    if kind == "form":
-        forms.discard(doc.get("key"))
-    else:
-        flows.discard(doc.get("key"))
-    from pathlib import Path
-
+    (forms if kind == "form" else flows).discard(doc.get("key"))
     source = Source(path=Path(f"{kind}:{doc.get('key', '')}"), kind=kind, doc=doc)
     return check_sources([source], forms, flows, levels=level_keys(), roles=role_keys())
 

@@ -375,21 +375,9 @@ def _materialise(kind: str, parent, grid: GridNode, number: int, doc: dict, by: 
 
 
 def _definition_problems(kind: str, doc: dict) -> list[str]:
-    from ..grids import level_keys, role_keys
-    from .check import check_sources
-    from .files import Source
-    from .versions import known_keys
+    from .drafts import problems
 
-    forms, flows = known_keys()
-    problems = check_sources([Source(path=_label(kind, doc), kind=kind, doc=doc)], forms, flows,
-                             levels=level_keys(), roles=role_keys())
-    return [f"{p.pointer or '/'}：{p.message}" for p in problems]
-
-
-def _label(kind: str, doc: dict):
-    from pathlib import Path
-
-    return Path(f"{kind}:{doc.get('key', '')}")
+    return [f"{p.pointer or '/'}：{p.message}" for p in problems(kind, doc)]
 
 
 def publish_overlay(kind: str, key: str, grid: GridNode, edited: dict, by: Person | None,

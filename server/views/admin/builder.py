@@ -12,11 +12,10 @@ from peewee import JOIN
 
 from ... import auth
 from ...definitions import builder, drafts, overlays
-from ...definitions.check import describe_meta_error
+from ...definitions.check import _meta_validator, describe_meta_error
 from ...definitions.diff import form_changes
-from ...definitions.files import meta_schema
 from ...definitions.jsonlines import pointer_lines
-from ...definitions.versions import latest_flows, latest_form, latest_forms
+from ...definitions.versions import latest_flow, latest_flows, latest_form, latest_forms
 from ...formdata import apply_op, from_post
 from ...grids import node_by_code
 from ...models import DefinitionDraft, Form, FormVersion, GridNode, Person
@@ -118,14 +117,8 @@ def _published(target: Target) -> dict | None:
     if target.scope:
         row = overlays.effective(target.kind, target.key, target.grid.path)
     else:
-        row = latest_form(target.key) if target.kind == "form" else _latest_flow(target.key)
+        row = latest_form(target.key) if target.kind == "form" else latest_flow(target.key)
     return copy.deepcopy(row.definition) if row is not None else None
-
-
-def _latest_flow(key: str):
-    from ...definitions.versions import latest_flow
-
-    return latest_flow(key)
 
 
 def _draft(target: Target, create: bool = True) -> DefinitionDraft:
@@ -497,8 +490,6 @@ def form_json(key: str):
 
 def parse_definition(kind: str, text: str) -> tuple[dict, list[tuple[int, str]]]:
     """Parse a definition's JSON text; errors as (line, message in Chinese), meta-schema included."""
-    from jsonschema import Draft202012Validator
-
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -506,9 +497,8 @@ def parse_definition(kind: str, text: str) -> tuple[dict, list[tuple[int, str]]]
     if not isinstance(doc, dict):
         return {}, [(1, "定义应是一个 JSON 对象 { … }")]
     lines = pointer_lines(text)
-    validator = Draft202012Validator(meta_schema(kind))
     found = [("".join(f"/{p}" for p in e.absolute_path), describe_meta_error(e))
-             for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
+             for e in sorted(_meta_validator(kind).iter_errors(doc), key=lambda e: list(e.absolute_path))]
     if not found:
         found = [(p.pointer, p.message) for p in _schema_errors(kind, doc)]
     errors = []
@@ -657,15 +647,29 @@ def form_publish(key: str):
     return redirect(url_for("admin.form_view", key=key, **({"grid": target.scope} if target.scope else {})))
 
 
+def discard_draft(kind: str, key: str) -> None:
+    """Throw away this target's draft (with its test submissions), if there is one."""
+    draft = drafts.find(kind, key, target_for(kind, key).scope)
+    if draft is not None:
+        drafts.discard(draft)
+        flash("已放弃草稿", "ok")
+
+
+def withdraw_adaptation(kind: str, key: str) -> None:
+    """Stop a grid's adaptation: its subtree uses the definition above again (overlay history kept)."""
+    target = target_for(kind, key)
+    if not target.scope:
+        abort(404)
+    if overlays.withdraw(kind, key, target.grid, g.person):
+        auth.audit(g.person, "overlay_withdraw", key, grid=target.scope, kind=kind)
+        flash("已取消本地调整，辖区改用上级版本", "ok")
+
+
 @bp.post("/forms/<key>/discard")
 @admin_required
 def form_discard(key: str):
     """Throw the draft away (with its test submissions)."""
-    target = target_for("form", key)
-    draft = drafts.find("form", key, target.scope)
-    if draft is not None:
-        drafts.discard(draft)
-        flash("已放弃草稿", "ok")
+    discard_draft("form", key)
     if latest_form(key) is None:
         return redirect(url_for("admin.forms"))
     return redirect(url_for("admin.form_view", key=key))
@@ -675,12 +679,7 @@ def form_discard(key: str):
 @admin_required
 def form_withdraw(key: str):
     """Stop adapting a form for a grid: it uses the definition above again (history kept)."""
-    target = target_for("form", key)
-    if not target.scope:
-        abort(404)
-    if overlays.withdraw("form", key, target.grid, g.person):
-        auth.audit(g.person, "overlay_withdraw", key, grid=target.scope)
-        flash("已取消本地调整，辖区改用上级版本", "ok")
+    withdraw_adaptation("form", key)
     return redirect(url_for("admin.form_view", key=key))
 
 

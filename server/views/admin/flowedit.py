@@ -16,24 +16,18 @@ from ...grids import department_names, level_names, role_names
 from ...models import DefinitionDraft, Flow
 from ...web import admin_required
 from . import bp
-from .builder import STALE, _my_grids, _start_of, conflict_notes, parse_definition, target_for, version_history
-
-
-def _draft(target, create: bool = True) -> DefinitionDraft:
-    draft = drafts.find("flow", target.key, target.scope)
-    if draft is None and create:
-        row = overlays.effective("flow", target.key, target.grid.path) if target.scope else latest_flow(target.key)
-        if row is None:
-            abort(404, description=f"找不到流程 {target.key}")
-        doc = copy.deepcopy(row.definition)
-        if target.scope:
-            from .builder import _with_conflicts
-
-            doc = _with_conflicts(target, doc)
-        draft = drafts.start("flow", target.key, doc, g.person, target.scope)
-    if draft is None:
-        abort(404)
-    return draft
+from .builder import (
+    STALE,
+    _draft,
+    _my_grids,
+    _start_of,
+    conflict_notes,
+    discard_draft,
+    parse_definition,
+    target_for,
+    version_history,
+    withdraw_adaptation,
+)
 
 
 def fields_form(key: str, flow: dict) -> dict:
@@ -336,11 +330,7 @@ def flow_publish(key: str):
 @admin_required
 def flow_discard(key: str):
     """Throw the draft away."""
-    target = target_for("flow", key)
-    draft = drafts.find("flow", key, target.scope)
-    if draft is not None:
-        drafts.discard(draft)
-        flash("已放弃草稿", "ok")
+    discard_draft("flow", key)
     return redirect(url_for("admin.flow_view", key=key))
 
 
@@ -348,10 +338,5 @@ def flow_discard(key: str):
 @admin_required
 def flow_withdraw(key: str):
     """Stop adapting a flow for a grid (cases already running keep their version)."""
-    target = target_for("flow", key)
-    if not target.scope:
-        abort(404)
-    if overlays.withdraw("flow", key, target.grid, g.person):
-        auth.audit(g.person, "overlay_withdraw", key, grid=target.scope, kind="flow")
-        flash("已取消本地调整，辖区改用上级版本", "ok")
+    withdraw_adaptation("flow", key)
     return redirect(url_for("admin.flow_view", key=key))
