@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the application: settings, instance config, test overrides, modules, blueprints."""
     from . import db, errors_http, web
     from .config import settings_from_env
-    from .views import account, admin, api, fill, health, pages, tasks
+    from .views import account, admin, api, fill, health, pages, reports, tasks
 
     settings = settings_from_env()
     instance_path = (test_config or {}).get("INSTANCE_PATH") or settings["INSTANCE_PATH"]
@@ -61,4 +61,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(tasks.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(reports.bp)
     return app

@@ -93,7 +93,7 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
         id=sid, form=version.form.key, version=version.version, form_version=version, grid=node,
         grid_code=node.code, grid_path=node.path, status="submitted", current_nodes=[],
         data=result.data, search_text=search_text(result.data, sensitive_for(version.id)),
-        request_hash=fingerprint, revision=1,
+        request_hash=fingerprint, revision=1, late=False,
         created_by=person, created_at=now, updated_at=now,
     )
     # The flow's first step is worked out before the insert, so that the case is written once.

@@ -161,7 +161,10 @@ def sweep(now_text):
         total += changed
         if changed == 0:
             break
-    click.echo(f"已处理 {total} 个案件的到期事项")
+    from . import stats
+
+    months = stats.refresh(*stats.settings()[:2])
+    click.echo(f"已处理 {total} 个案件的到期事项；已更新 {len(months)} 个月的统计")
 
 
 @main.command("serve")

@@ -67,6 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between deadline sweeps inside each server process; 0 turns the timer off.", int,
     ),
     Setting(
+        "GRIDFLOW_MEDIATION_FORMS", "MEDIATION_FORMS", "dispute_mediation",
+        "Forms whose cases count for the mediation success rate (调解成功率), separated by `,`.",
+    ),
+    Setting(
         "GRIDFLOW_DEFINITIONS", "DEFINITIONS", "forms:flows",
         "Folders `gridflow load` reads when given no path, separated by `:`.",
     ),

@@ -120,6 +120,8 @@ KINDS = {
     "sensitive_viewed": _l("查看了完整的敏感信息"),
     "moved": _l("移交网格"),
 }
+STATUS_LABELS = {"submitted": _l("已提交"), "in_progress": _l("办理中"), "returned": _l("已退回"),
+                 "closed": _l("已办结"), "withdrawn": _l("已撤回"), "rejected": _l("未通过")}
 OUTCOMES = {"resolved": _l("办结"), "unresolved": _l("未化解"), "rejected": _l("不予受理"), "withdrawn": _l("已撤回")}
 QUIET = {"branched"}  # automatic steps people do not need to read
 

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -214,6 +215,10 @@ class Submission(BaseModel):
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     closed_at = DateTimeField(null=True)
+    # Kept by the flow store for the figures: a task of the case passed its deadline (not on time),
+    # and the newest follow-up rating (satisfied, basically_satisfied, unsatisfied).
+    late = BooleanField(default=False)
+    rating = CharField(max_length=32, null=True)
 
     class Meta:
         indexes = (
@@ -221,6 +226,9 @@ class Submission(BaseModel):
             (("form", "status", "created_at"), False),
             (("created_by", "created_at"), False),
             (("created_at", "id"), False),
+            (("updated_at",), False),
+            # Covers the figures of a period without reading the cases' data.
+            (("created_at", "grid_path", "form", "closed_at", "outcome", "late", "rating"), False),
         )
 
 
@@ -295,6 +303,7 @@ class Task(BaseModel):
         indexes = (
             (("submission", "key"), True),
             (("state", "due_at"), False),
+            (("node", "state"), False),
         )
 
 
@@ -399,8 +408,40 @@ class DefinitionDraft(BaseModel):
         indexes = ((("kind", "key", "scope"), True),)
 
 
+class StatMonth(BaseModel):
+    """The figures of the cases reported in one local month, of one form, in one node's subtree.
+
+    Kept for nodes down to the community level and rebuilt for the months whose cases changed
+    (by the sweeper, and by a dashboard that finds them older than the sweep interval).
+    """
+
+    month = CharField(max_length=7)  # YYYY-MM, local time
+    form = CharField(max_length=64)
+    node = IntegerField()  # grid_node id
+    depth = IntegerField()
+    reported = IntegerField(default=0)
+    withdrawn = IntegerField(default=0)
+    closed = IntegerField(default=0)
+    on_time = IntegerField(default=0)
+    handling_seconds = BigIntegerField(default=0)
+    hours = Json(default=dict)  # {handling hours (rounded up): closed cases}
+    rated = IntegerField(default=0)
+    satisfied = IntegerField(default=0)
+    resolved = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("node", "month", "form"), True), (("depth", "month"), False))
+
+
+class StatRefresh(BaseModel):
+    """When the monthly figures were last brought up to date (one row)."""
+
+    name = CharField(max_length=32, primary_key=True)
+    at = DateTimeField()
+
+
 MODELS = (
     Level, Role, Department, GridNode, Person, Membership, LoginFailure, AuditEntry, ApiToken,
     Form, FormVersion, Flow, FlowVersion, Submission, Event, Attachment, CaseFile, Task, TaskAssignee, CcEntry,
-    CaseLink, Draft, Overlay, Adaptation, DefinitionDraft,
+    CaseLink, Draft, Overlay, Adaptation, DefinitionDraft, StatMonth, StatRefresh,
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from .lists import OUTCOMES, SORTS
+
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -177,12 +179,23 @@ PATHS = {
         },
     }},
     "/api/v1/submissions": {"get": {
-        "summary": "Cases in the caller's scope, newest first",
+        "summary": "Cases in the caller's scope, filtered and sorted (newest first by default)",
+        "description": "Form-field filters (need `form`): `f.FIELD=v` (equal; repeat for one of; for a list of "
+                       "choices: contains one of), `f.FIELD.min` / `f.FIELD.max` (numbers and dates), "
+                       "`f.FIELD.has` (text contains). Fields inside groups are dotted: `f.group.field`. "
+                       "Sensitive fields cannot be filtered on. See docs/reports.md.",
         "parameters": [
             _query("form", "Form key"), _query("grid", "Grid code: the case lies in its subtree"),
-            _query("status", "Case status"),
-            _query("from", "First day (local), YYYY-MM-DD", {"type": "string", "format": "date"}),
-            _query("to", "Last day (local), YYYY-MM-DD", {"type": "string", "format": "date"}),
+            _query("status", "Case status (repeat for one of)"),
+            _query("outcome", "Outcome of a closed case", {"type": "string", "enum": list(OUTCOMES)}),
+            _query("step", "Key of a step the case is open at"),
+            _query("assignee", "Username of a person an open step waits for"),
+            _query("overdue", "1: only cases with an open step past its deadline", {"type": "string", "enum": ["1"]}),
+            _query("from", "First day reported (local), YYYY-MM-DD", {"type": "string", "format": "date"}),
+            _query("to", "Last day reported (local), YYYY-MM-DD", {"type": "string", "format": "date"}),
+            _query("closed_from", "First day closed (local)", {"type": "string", "format": "date"}),
+            _query("closed_to", "Last day closed (local)", {"type": "string", "format": "date"}),
+            _query("sort", "Order", {"type": "string", "enum": list(SORTS)}),
             _query("q", "Text contained anywhere in the data"),
             _query("limit", "Page size, 1–200", {"type": "integer", "minimum": 1, "maximum": 200}),
             _query("cursor", "The `next` of the previous page"),
@@ -191,6 +204,23 @@ PATHS = {
             "items": {"type": "array", "items": _ref("Submission")},
             "next": {"type": ["string", "null"]}}}, "A page"),
             "400": _error("Bad cursor"), "422": _error("Bad filter"), **AUTH_ERRORS},
+    }},
+    "/api/v1/stats": {"get": {
+        "summary": "The dashboard's figures for a grid node's subtree, a period and optionally one form",
+        "description": "Cases reported in the period; rates are 0–1 or null; handling times in hours. "
+                       "Definitions in docs/reports.md.",
+        "parameters": [
+            _query("grid", "Grid code (default: the top of the caller's scope)"),
+            _query("period", "week, month (default), quarter, year or custom",
+                   {"type": "string", "enum": ["week", "month", "quarter", "year", "custom"]}),
+            _query("at", "A day inside the period (default today)", {"type": "string", "format": "date"}),
+            _query("from", "custom: first day", {"type": "string", "format": "date"}),
+            _query("to", "custom: last day", {"type": "string", "format": "date"}),
+            _query("form", "Only this form's cases"),
+        ],
+        "responses": {"200": _json({"type": "object", "required": ["grid", "period", "totals", "by_form", "by_grid",
+                                                                   "trend"]}, "The figures"),
+                      "422": _error("Bad grid, period or form"), **AUTH_ERRORS},
     }},
     "/api/v1/submissions/{id}": {
         "get": {

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import fn
 
-from . import engine
+from . import engine, stats
 from .db import database, sql
 from .errors import Refusal
 from .models import (
@@ -329,6 +329,11 @@ def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status
               Submission.current_nodes: sorted({t["node"] for t in state["tasks"].values()}),
               Submission.updated_at: now, Submission.revision: revision,
               Submission.flow_version: case.flow_version_id}
+    if not case.late and _late(case, step, now):
+        fields[Submission.late] = True
+    rating = _rating(step)
+    if rating is not None:
+        fields[Submission.rating] = rating
     if step.status in ("closed", "withdrawn") and previous_status not in ("closed", "withdrawn"):
         fields[Submission.closed_at] = now
     elif step.status not in ("closed", "withdrawn"):
@@ -338,6 +343,28 @@ def _write(case: Submission, step: engine.Step, env: engine.Env, previous_status
     if updated != 1:
         raise Refusal(409, "stale", STALE)
     _write_rest(case, step, env, previous_status, actor, revision)
+
+
+RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
+
+
+def _late(case: Submission, step: engine.Step, now: datetime) -> bool:
+    """Tell whether a step makes the case late: a task went overdue, or was closed after its deadline."""
+    if any(t.get("overdue") for t in step.state["tasks"].values()):
+        return True
+    before = (case.flow_state or {}).get("tasks") or {}
+    return any(_moment(before[key].get("due_at")) < now for key in step.closed
+               if key in before and before[key].get("due_at"))
+
+
+def _rating(step: engine.Step) -> str | None:
+    """The newest follow-up rating in a step's data: a step-form field `satisfaction` (满意率)."""
+    rating = None
+    for event in step.events:
+        data = (event["payload"] or {}).get("data")
+        if isinstance(data, dict) and data.get("satisfaction") in RATINGS:
+            rating = data["satisfaction"]
+    return rating
 
 
 def _write_rest(case: Submission, step: engine.Step, env: engine.Env, previous_status: str,
@@ -443,6 +470,7 @@ def start_timer(app) -> threading.Thread | None:
             try:
                 with app.app_context():
                     sweep(app.config["TIMEZONE"])
+                    stats.refresh(*stats.settings()[:2])
             except Exception:  # noqa: BLE001 - keep the timer alive; the next round retries
                 log.exception("deadline sweep failed")
             finally:

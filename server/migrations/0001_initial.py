@@ -169,11 +169,13 @@ def up(migrator, db):
         created_at = DateTimeField()
         updated_at = DateTimeField()
         closed_at = DateTimeField(null=True)
+        late = BooleanField(default=False)
+        rating = CharField(null=True, max_length=32)
         class Meta:
             legacy_table_names = False
             database = db
             table_name = 'submission'
-            indexes = ((('grid_path', 'created_at'), False), (('form', 'status', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False))
+            indexes = ((('grid_path', 'created_at'), False), (('form', 'status', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False), (('updated_at',), False), (('created_at', 'grid_path', 'form', 'closed_at', 'outcome', 'late', 'rating'), False))
     db.create_tables([Submission])
 
     class CaseFile(Model):
@@ -332,6 +334,36 @@ def up(migrator, db):
             table_name = 'role'
     db.create_tables([Role])
 
+    class StatMonth(Model):
+        month = CharField(max_length=7)
+        form = CharField(max_length=64)
+        node = IntegerField()
+        depth = IntegerField()
+        reported = IntegerField(default=0)
+        withdrawn = IntegerField(default=0)
+        closed = IntegerField(default=0)
+        on_time = IntegerField(default=0)
+        handling_seconds = BigIntegerField(default=0)
+        hours = JSONField(default=dict)
+        rated = IntegerField(default=0)
+        satisfied = IntegerField(default=0)
+        resolved = IntegerField(default=0)
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'stat_month'
+            indexes = ((('node', 'month', 'form'), True), (('depth', 'month'), False))
+    db.create_tables([StatMonth])
+
+    class StatRefresh(Model):
+        name = CharField(primary_key=True, max_length=32)
+        at = DateTimeField()
+        class Meta:
+            legacy_table_names = False
+            database = db
+            table_name = 'stat_refresh'
+    db.create_tables([StatRefresh])
+
     class Task(Model):
         submission = ForeignKeyField(Submission, on_delete='CASCADE')
         key = CharField(max_length=16)
@@ -354,7 +386,7 @@ def up(migrator, db):
             legacy_table_names = False
             database = db
             table_name = 'task'
-            indexes = ((('submission', 'key'), True), (('state', 'due_at'), False))
+            indexes = ((('submission', 'key'), True), (('state', 'due_at'), False), (('node', 'state'), False))
     db.create_tables([Task])
 
     class TaskAssignee(Model):
@@ -373,6 +405,8 @@ def up(migrator, db):
 def down(migrator, db):
     migrator.migrate(migrator.drop_table('task_assignee'))
     migrator.migrate(migrator.drop_table('task'))
+    migrator.migrate(migrator.drop_table('stat_refresh'))
+    migrator.migrate(migrator.drop_table('stat_month'))
     migrator.migrate(migrator.drop_table('role'))
     migrator.migrate(migrator.drop_table('overlay'))
     migrator.migrate(migrator.drop_table('membership'))

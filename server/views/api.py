@@ -7,7 +7,7 @@ from datetime import date
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .. import attachments, cases, inbox, store
+from .. import attachments, cases, inbox, lists, store
 from ..definitions.overlays import effective
 from ..definitions.versions import latest_form, latest_forms
 from ..errors import Refusal
@@ -188,24 +188,21 @@ def _limit() -> int:
 
 @bp.get("/submissions")
 def submissions():
-    """List cases in the caller's scope with filters, newest first, by cursor."""
-    filters = cases.Filters(form=request.args.get("form") or None,
-                            status=request.args.get("status") or None,
-                            q=(request.args.get("q") or "").strip() or None)
-    code = request.args.get("grid")
-    if code:
-        node = node_by_code(code)
-        if node is None or not g.scope.covers(node.path):
-            message = f"网格 {code} 不存在或不在您的管辖范围内"
-            raise Refusal(422, "invalid", message, [FieldError("/grid", message)])
-        filters.grid = node
-    since, until = _day("from"), _day("to")
-    if since:
-        filters.since = cases.local_day_bounds(since, _tz())[0]
-    if until:
-        filters.until = cases.local_day_bounds(until, _tz())[1]
-    items, following = cases.list_cases(g.scope, filters, _limit(), request.args.get("cursor"))
-    return {"items": [cases.case_json(c, _tz()) for c in items], "next": following}
+    """List cases in the caller's scope with the case list's filters and order, by cursor."""
+    from .reports import _version_for
+
+    query = lists.parse(request.args, g.scope, _tz(), _version_for)
+    items, following = lists.page(g.scope, query, _limit(), request.args.get("cursor"))
+    return {"items": [cases.case_json(c, _tz()) for c in items],
+            "next": following}
+
+
+@bp.get("/stats")
+def stats_():
+    """The dashboard's figures for a node (default: the top of the caller's scope), a period and a form."""
+    from .reports import compute
+
+    return compute(request.args)
 
 
 def _visible_case(sid: str) -> Submission:

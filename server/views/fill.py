@@ -16,7 +16,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from .. import attachments, cases, inbox
 from ..db import database
@@ -33,8 +32,7 @@ from ..web import login_required
 
 bp = Blueprint("fill", __name__)
 
-STATUS_LABELS = {"submitted": _l("已提交"), "in_progress": _l("办理中"), "returned": _l("已退回"),
-                 "closed": _l("已办结"), "withdrawn": _l("已撤回"), "rejected": _l("未通过")}
+STATUS_LABELS = inbox.STATUS_LABELS
 
 
 GRID_CHOICES = 300  # more nodes than this in scope: the grid picker searches instead of listing
