@@ -70,8 +70,13 @@
     if (!select) return;
     function sync() {
       var custom = select.value === "custom";
-      document.querySelectorAll(".p-custom").forEach(function (e) { e.hidden = !custom; });
-      document.querySelectorAll(".p-at").forEach(function (e) { e.hidden = custom; });
+      // Hidden inputs are disabled too, so that a stale date is not sent with the other kind of period.
+      document.querySelectorAll(".p-custom").forEach(function (e) {
+        e.hidden = !custom; e.querySelector("input").disabled = !custom;
+      });
+      document.querySelectorAll(".p-at").forEach(function (e) {
+        e.hidden = custom; e.querySelector("input").disabled = custom;
+      });
     }
     select.addEventListener("change", sync);
     sync();

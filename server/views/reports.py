@@ -127,9 +127,9 @@ def board_args(args, scope, tz: str):
     kind = args.get("period") or "month"
     if kind not in stats.PERIODS:
         raise Refusal(422, "invalid", f"统计期 {kind} 无效，可选：{'、'.join(stats.PERIODS)}")
+    first = (args.get("from") or args.get("at")) if kind == "custom" else args.get("at")
     try:
-        at = date.fromisoformat(args.get("at") or args.get("from") or "") if (args.get("at") or args.get("from")) \
-            else stats.local_today(tz)
+        at = date.fromisoformat(first) if first else stats.local_today(tz)
         until = date.fromisoformat(args["to"]) if kind == "custom" and args.get("to") else None
     except ValueError:
         raise Refusal(422, "invalid", "日期应写成 2024-05-01 的形式") from None
