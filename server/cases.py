@@ -26,7 +26,7 @@ from .masking import (
     restore_masked,
     without_sensitive,
 )
-from .models import Draft, Event, FormVersion, GridNode, Person, Submission, utcnow
+from .models import Draft, Event, FormVersion, GridNode, Person, Submission, Task, utcnow
 from .scope import Scope, scope_for_person
 from .validation import FieldError, formatted_values, pointer
 
@@ -391,6 +391,7 @@ def move_open_cases(person: Person, source: GridNode, target: GridNode) -> int:
         for case in query:
             Submission.update(grid=target.id, grid_code=target.code, grid_path=target.path,
                               updated_at=now).where(Submission.id == case.id).execute()
+            Task.update(grid_path=target.path).where(Task.submission == case.id).execute()
             Event.create(submission=case, at=now, actor=person, kind="moved", from_status=case.status,
                          to_status=case.status, revision=case.revision,
                          payload={"from": case.grid_code, "to": target.code})

@@ -80,11 +80,9 @@ def cell_value(spec: lists.FieldSpec, value: Any) -> Any:
         except ValueError:
             return value
     if spec.kind == "datetime" and isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        return moment.replace(tzinfo=None)
+        from .store import zone
+
+        return lists.local_moment(value, zone()) or value
     if spec.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
         return value
     return spec.label(value)
@@ -140,9 +138,8 @@ class Export:
 
     def rows(self) -> Iterator[tuple[Submission, Any]]:
         """Each case of the list with its data as this person may see it (masked unless they may see it)."""
-        for batch in lists.batches(self.scope, self.query, 500):
-            for case in batch:
-                yield case, shown_data(case, self.scope.sees_sensitive_at(case.grid_path))
+        for case in lists.each(self.scope, self.query):
+            yield case, shown_data(case, self.scope.sees_sensitive_at(case.grid_path))
 
 
 def heading(person_name: str, username: str, at: datetime, query: lists.ListQuery) -> str:

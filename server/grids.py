@@ -255,7 +255,11 @@ def move_node(node: GridNode, parent: GridNode) -> int:
         moved = database.execute_sql(sql(
             'UPDATE "grid_node" SET path = {p} || substr(path, {p}), depth = depth + {p} WHERE ')
             + _prefix_clause("path"), (new, len(old) + 1, shift, old)).rowcount
-        database.execute_sql(sql('UPDATE "submission" SET grid_path = {p} || substr(grid_path, {p}) WHERE ')
+        # updated_at moves too, so that the monthly figures of those cases' months are rebuilt.
+        database.execute_sql(sql('UPDATE "submission" SET grid_path = {p} || substr(grid_path, {p}), '
+                                 'updated_at = {p} WHERE ') + _prefix_clause("grid_path"),
+                             (new, len(old) + 1, str(utcnow()), old))
+        database.execute_sql(sql('UPDATE "task" SET grid_path = {p} || substr(grid_path, {p}) WHERE ')
                              + _prefix_clause("grid_path"), (new, len(old) + 1, old))
         GridNode.update(parent=parent).where(GridNode.id == node.id).execute()
     return moved

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from peewee import fn
+from peewee import Case, Cast, fn
 
 from .cases import local_day_bounds
 from .definitions.versions import compiled
@@ -58,7 +60,10 @@ class FieldSpec:
         if isinstance(value, bool):
             return "是" if value else "否"
         if self.kind == "datetime" and isinstance(value, str):
-            return value[:16].replace("T", " ")
+            from .store import zone
+
+            moment = local_moment(value, zone())
+            return f"{moment:%Y-%m-%d %H:%M}" if moment else value
         return labels.get(show_value(value), show_value(value))
 
 
@@ -367,7 +372,9 @@ def _typed(spec: FieldSpec, raw: str, name: str) -> Any:
         try:
             value = float(raw)
         except ValueError:
-            raise _bad(name, f"「{spec.title}」应填数字") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise _bad(name, f"「{spec.title}」应填数字")
         return int(value) if value.is_integer() else value
     try:
         return date.fromisoformat(raw)
@@ -436,7 +443,7 @@ def _field_condition(ff: FieldFilter):
             found = one if found is None else found | one
         return found
     if spec.kind in ("date", "datetime"):
-        text = at.as_text()
+        text = at.as_text() if spec.kind == "date" else _local_text(at.as_text())
         cond = None
         if ff.low is not None:
             cond = text >= ff.low.isoformat()
@@ -457,6 +464,32 @@ def _field_condition(ff: FieldFilter):
     if len(ff.values) == 1:
         return at == ff.values[0]
     return at.in_(ff.values)
+
+
+def _local_text(text):
+    """A stored date-time as local `YYYY-MM-DDTHH:MM:SS` text: one written with an offset (or Z) is
+    converted to the configured zone; one written without is local already (the fill page's)."""
+    from .store import zone
+
+    tz = zone()
+    if _pg():
+        aware = text.regexp(r"(Z|[+-][0-9][0-9]:?[0-9][0-9])$")
+        local = fn.to_char(fn.timezone(tz, Cast(text, "timestamptz")), 'YYYY-MM-DD"T"HH24:MI:SS')
+        return Case(None, [(aware, local)], text)
+    hours = datetime(2000, 1, 1, tzinfo=ZoneInfo(tz)).utcoffset().total_seconds() / 3600
+    aware = (fn.length(text) > 16) & ((fn.substr(text, -1) == "Z") | fn.substr(text, -6, 1).in_(["+", "-"]))
+    return Case(None, [(aware, fn.strftime("%Y-%m-%dT%H:%M:%S", text, f"{hours:+g} hours"))], text)
+
+
+def local_moment(value: str, tz: str) -> datetime | None:
+    """A stored date-time as a naive local datetime (converted from its offset when it has one)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(ZoneInfo(tz))
+    return moment.replace(tzinfo=None)
 
 
 def _pg() -> bool:
@@ -511,13 +544,13 @@ def page(scope: Scope, query: ListQuery, limit: int, cursor: str | None = None,
     return rows, encode_cursor(query.sort, rows[-1]) if more and rows else None
 
 
-def batches(scope: Scope, query: ListQuery, size: int = 1000):
-    """Every case of a list in its order, a batch at a time (keyset pages: memory stays flat)."""
+def each(scope: Scope, query: ListQuery, size: int = 500):
+    """Every case of a list in its order, read a keyset page at a time: memory holds one page."""
     cursor = None
     while True:
         rows, cursor = page(scope, query, size, cursor)
-        if rows:
-            yield rows
+        yield from rows
+        rows = None  # let the page go before the next one is read
         if cursor is None:
             return
 

@@ -433,7 +433,7 @@ def board(node: GridNode, per: Period, form: str | None, tz: str, mediation: tup
             by_form[form_key].add(sums)
             by_child[child_path].add(sums)
         bucket = _local("day" if per.by_day else "month", offset)
-        for (key,), sums in raw_sums(node.path, since, until, form, mediation, [bucket], hist=False).items():
+        for (key,), sums in raw_sums(node.path, since, until, form, mediation, [bucket]).items():
             trend[key].add(sums)
     if months:
         children = {c.id: c.path for c in GridNode.select(GridNode.id, GridNode.path)
@@ -456,10 +456,26 @@ def board(node: GridNode, per: Period, form: str | None, tz: str, mediation: tup
         if per.by_day:  # a short period made of whole months still trends by day
             since, until = utc_bounds(head_end, tail_start, tz)
             bucket = _local("day", offset)
-            for (key,), sums in raw_sums(node.path, since, until, form, mediation, [bucket], hist=False).items():
+            for (key,), sums in raw_sums(node.path, since, until, form, mediation, [bucket]).items():
                 trend[key].add(sums)
     _overdue(node, form, now, totals, by_form, by_child, len(node.path))
+    for key in buckets(per):  # every day or month of the period has a point, zero if nothing happened
+        trend.setdefault(key, Sums())
     return Board(node, per, form, totals, dict(by_form), dict(by_child), dict(sorted(trend.items())))
+
+
+def buckets(per: Period) -> list[str]:
+    """The trend's points of a period: its local days (short periods) or months."""
+    out = []
+    day = per.start
+    while day < per.end:
+        if per.by_day:
+            out.append(day.isoformat())
+            day += timedelta(days=1)
+        else:
+            out.append(day.strftime("%Y-%m"))
+            day = _add_months(day.replace(day=1), 1)
+    return out
 
 
 def _negated(s: Sums) -> Sums:

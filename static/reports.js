@@ -17,30 +17,32 @@
     var node = document.getElementById("board-data");
     if (!node) return;
     var b = JSON.parse(node.textContent);
+    var words = JSON.parse(document.getElementById("board-labels").textContent);
+    var R = words.reported, C = words.closed, RATE = words.closure_rate;
     var small = window.matchMedia("(max-width: 600px)").matches;
     var grid = { left: 48, right: 48, top: 36, bottom: 40, containLabel: true };
     chart("chart-trend", {
       tooltip: { trigger: "axis" },
-      legend: { data: ["上报", "办结", "办结率"], top: 0 },
+      legend: { data: [R, C, RATE], top: 0 },
       grid: grid,
       xAxis: { type: "category", data: b.trend.map(function (r) { return r.at; }) },
-      yAxis: [{ type: "value", name: "件" }, { type: "value", name: "%", max: 100, min: 0 }],
+      yAxis: [{ type: "value", name: words.cases }, { type: "value", name: "%", max: 100, min: 0 }],
       series: [
-        { name: "上报", type: "bar", data: b.trend.map(function (r) { return r.reported; }) },
-        { name: "办结", type: "bar", data: b.trend.map(function (r) { return r.closed; }) },
-        { name: "办结率", type: "line", yAxisIndex: 1, data: b.trend.map(function (r) { return percent(r.closure_rate); }) }
+        { name: R, type: "bar", data: b.trend.map(function (r) { return r.reported; }) },
+        { name: C, type: "bar", data: b.trend.map(function (r) { return r.closed; }) },
+        { name: RATE, type: "line", yAxisIndex: 1, data: b.trend.map(function (r) { return percent(r.closure_rate); }) }
       ]
     });
     chart("chart-forms", {
       tooltip: { trigger: "axis" },
-      legend: { data: ["上报", "办结"], top: 0 },
+      legend: { data: [R, C], top: 0 },
       grid: grid,
       xAxis: { type: "category", data: b.by_form.map(function (r) { return r.title; }),
                axisLabel: { interval: 0, rotate: small ? 30 : 0 } },
-      yAxis: { type: "value", name: "件" },
+      yAxis: { type: "value", name: words.cases },
       series: [
-        { name: "上报", type: "bar", data: b.by_form.map(function (r) { return r.reported; }) },
-        { name: "办结", type: "bar", data: b.by_form.map(function (r) { return r.closed; }) }
+        { name: R, type: "bar", data: b.by_form.map(function (r) { return r.reported; }) },
+        { name: C, type: "bar", data: b.by_form.map(function (r) { return r.closed; }) }
       ]
     });
     var ranked = b.by_grid.filter(function (r) { return !r.own && r.closure_rate !== null; })
@@ -50,9 +52,9 @@
     var c = chart("chart-grids", {
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
       grid: { left: 8, right: 48, top: 24, bottom: 24, containLabel: true },
-      xAxis: { type: "value", max: 100, name: "办结率 %" },
+      xAxis: { type: "value", max: 100, name: words.rate_axis },
       yAxis: { type: "category", data: ranked.map(function (r) { return r.name; }) },
-      series: [{ name: "办结率", type: "bar", data: ranked.map(function (r) { return percent(r.closure_rate); }),
+      series: [{ name: RATE, type: "bar", data: ranked.map(function (r) { return percent(r.closure_rate); }),
                  label: { show: true, position: "right", formatter: "{c}%" } }]
     });
     if (c) {

@@ -55,18 +55,23 @@ def cases():
     try:
         query = lists.parse(request.args, g.scope, tz, _version_for)
         rows, following = lists.page(g.scope, query, current_app.config["PAGE_SIZE"], request.args.get("cursor"))
-    except Refusal as refusal:
+    except Refusal as refusal:  # the form keeps every condition as typed, the wrong one named above it
         error = refusal
         query, rows, following = lists.ListQuery(), [], None
-    fields = lists.form_fields(query.version) if query.version is not None else []
-    shown = lists.columns(query.version, fields) if query.version is not None else []
+        form = (request.args.get("form") or "").strip()
+        query.version = _version_for(form, None) if form else None
+    version = query.version
+    fields = lists.form_fields(version) if version is not None else []
+    shown = lists.columns(version, fields) if version is not None else []
     ids = [c.id for c in rows]
     steps, overdue = lists.current_steps(ids), lists.overdue_ids(ids)
     data = {c.id: shown_data(c, False) for c in rows}  # lists mask; the case page shows in full, logged
     grids = {n.code: n.name for n in GridNode.select(GridNode.code, GridNode.name)
              .where(GridNode.code.in_({c.grid_code for c in rows}))} if rows else {}
     status = 422 if error else 200
-    return render_template("reports/cases.html", query=query, rows=rows, following=following, fields=fields,
+    fields_open = any(k.startswith("f.") for k in request.args)
+    return render_template("reports/cases.html", query=query, version=version, fields_open=fields_open,
+                           rows=rows, following=following, fields=fields,
                            shown=shown, steps=steps, overdue=overdue, data=data, grids=grids, error=error,
                            titles=form_titles(), forms=latest_forms(), statuses=STATUS_LABELS, outcomes=OUTCOMES,
                            sorts=lists.SORT_LABELS, value_at=lists.value_at, args=request.args), status
@@ -74,7 +79,10 @@ def cases():
 
 def _export(kind: str):
     tz = current_app.config["TIMEZONE"]
-    query = lists.parse(request.args, g.scope, tz, _version_for)
+    try:
+        query = lists.parse(request.args, g.scope, tz, _version_for)
+    except Refusal:  # no file: the list page names what is wrong (422)
+        return cases()
     columns = exports.case_columns(tz, form_titles())
     repeats = []
     if query.version is not None:
