@@ -222,8 +222,9 @@ class Submission(BaseModel):
 
     class Meta:
         indexes = (
-            (("grid_path", "created_at"), False),
-            (("form", "status", "created_at"), False),
+            # A subtree's cases in time order; also covers the figures of a small subtree.
+            (("grid_path", "created_at", "form", "closed_at", "outcome", "late", "rating"), False),
+            (("form", "grid_path", "created_at"), False),
             (("created_by", "created_at"), False),
             (("created_at", "id"), False),
             (("updated_at",), False),

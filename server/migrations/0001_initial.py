@@ -175,7 +175,7 @@ def up(migrator, db):
             legacy_table_names = False
             database = db
             table_name = 'submission'
-            indexes = ((('grid_path', 'created_at'), False), (('form', 'status', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False), (('updated_at',), False), (('created_at', 'grid_path', 'form', 'closed_at', 'outcome', 'late', 'rating'), False))
+            indexes = ((('grid_path', 'created_at', 'form', 'closed_at', 'outcome', 'late', 'rating'), False), (('form', 'grid_path', 'created_at'), False), (('created_by', 'created_at'), False), (('created_at', 'id'), False), (('updated_at',), False), (('created_at', 'grid_path', 'form', 'closed_at', 'outcome', 'late', 'rating'), False))
     db.create_tables([Submission])
 
     class CaseFile(Model):
@@ -400,6 +400,11 @@ def up(migrator, db):
             table_name = 'task_assignee'
             indexes = ((('task', 'person'), True), (('person', 'active'), False))
     db.create_tables([TaskAssignee])
+    if isinstance(db, PostgresqlDatabase):
+        # Materialised paths compare byte by byte, so that `path LIKE '/a/b/%'` (a subtree) can use
+        # the b-tree indexes; in a language collation PostgreSQL cannot use them for LIKE.
+        for table, column in (("grid_node", "path"), ("submission", "grid_path"), ("task", "grid_path")):
+            db.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR(1024) COLLATE "C"')
 
 
 def down(migrator, db):

@@ -10,7 +10,6 @@ from flask_babel import gettext as _
 from .. import exports, lists, stats
 from ..cases import shown_data
 from ..definitions.overlays import effective
-from ..definitions.versions import latest_forms
 from ..errors import Refusal
 from ..grids import node_by_code
 from ..inbox import OUTCOMES, STATUS_LABELS
@@ -34,8 +33,8 @@ PERIOD_LABELS = {"week": "周", "month": "月", "quarter": "季度", "year": "�
 
 
 def form_titles() -> dict[str, str]:
-    """The title of every form, by key."""
-    return {f.key: f.title for f in Form.select(Form.key, Form.title)}
+    """The title of every form, by key, in the order of their titles."""
+    return {f.key: f.title for f in Form.select(Form.key, Form.title).order_by(Form.title)}
 
 
 def _version_for(key: str, grid: GridNode | None):
@@ -64,17 +63,22 @@ def cases():
     fields = lists.form_fields(version) if version is not None else []
     shown = lists.columns(version, fields) if version is not None else []
     ids = [c.id for c in rows]
-    steps, overdue = lists.current_steps(ids), lists.overdue_ids(ids)
+    overdue = lists.overdue_ids(ids)
     data = {c.id: shown_data(c, False) for c in rows}  # lists mask; the case page shows in full, logged
+    cells = {c.id: [f.label(lists.value_at(data[c.id], f.path)) for f in shown] for c in rows}
+    steps = {sid: _("；").join(_("%(step)s（%(names)s）", step=title, names=_("、").join(names)) if names else title
+                              for title, names in held)
+             for sid, held in lists.current_steps(ids).items()}
     grids = {n.code: n.name for n in GridNode.select(GridNode.code, GridNode.name)
              .where(GridNode.code.in_({c.grid_code for c in rows}))} if rows else {}
     status = 422 if error else 200
     fields_open = any(k.startswith("f.") for k in request.args)
+    titles = form_titles()
     return render_template("reports/cases.html", query=query, version=version, fields_open=fields_open,
                            rows=rows, following=following, fields=fields,
-                           shown=shown, steps=steps, overdue=overdue, data=data, grids=grids, error=error,
-                           titles=form_titles(), forms=latest_forms(), statuses=STATUS_LABELS, outcomes=OUTCOMES,
-                           sorts=lists.SORT_LABELS, value_at=lists.value_at, args=request.args), status
+                           shown=shown, steps=steps, overdue=overdue, cells=cells, grids=grids, error=error,
+                           titles=titles, forms=titles, statuses=STATUS_LABELS, outcomes=OUTCOMES,
+                           sorts=lists.SORT_LABELS, args=request.args), status
 
 
 def _export(kind: str):
@@ -194,7 +198,7 @@ def index():
         board = compute(request.args)
     except Refusal as refusal:
         return render_template("reports/index.html", board=None, error=refusal, args=request.args,
-                               forms=latest_forms(), periods=PERIOD_LABELS, definitions=DEFINITIONS,
+                               forms=form_titles(), periods=PERIOD_LABELS, definitions=DEFINITIONS,
                                chain=[]), refusal.status
     node = node_by_code(board["grid"]["code"])
     chain = [n for n in GridNode.select().where(GridNode.code.in_(node.path.strip("/").split("/")))
@@ -207,7 +211,7 @@ def index():
                  if other.kind == "custom" else {"at": other.start.isoformat()})
         return url_for("reports.index", grid=board["grid"]["code"], period=other.kind, form=board["form"], **dates)
 
-    return render_template("reports/index.html", board=board, error=None, args=request.args, forms=latest_forms(),
+    return render_template("reports/index.html", board=board, error=None, args=request.args, forms=form_titles(),
                            periods=PERIOD_LABELS, definitions=DEFINITIONS, chain=chain, shifted_url=shifted_url,
                            as_of=datetime.fromisoformat(board["as_of"].removesuffix("Z")) if board["as_of"] else None,
                            earlier=per.shifted(-1), later=per.shifted(1), has_children=_has_children(board),
