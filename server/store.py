@@ -352,6 +352,8 @@ def _late(case: Submission, step: engine.Step, now: datetime) -> bool:
     """Tell whether a step makes the case late: a task went overdue, or was closed after its deadline."""
     if any(t.get("overdue") for t in step.state["tasks"].values()):
         return True
+    if any(e["kind"] == "overdue" for e in step.events):  # escalation clears the flag in the same step
+        return True
     before = (case.flow_state or {}).get("tasks") or {}
     return any(_moment(before[key].get("due_at")) < now for key in step.closed
                if key in before and before[key].get("due_at"))

@@ -935,6 +935,8 @@ def test_timeout_escalates_to_the_same_role_one_level_up_exactly_once(city, cloc
     assert [t for t in city.tasks("wgz") if t["case"] == sid] == []
     assert store.sweep(ZONE, utc("2026-10-11T08:00:00+08:00")) == 0
     assert kinds(city.case(sid)).count("escalated") == 1
+    # Escalation gives the step a new deadline, but the case has missed one: it is not on time (按期).
+    assert Submission.get_by_id(sid).late is True
 
 
 def test_escalated_deadline_is_right_when_the_sweep_time_is_given_in_local_time(city, clock):
