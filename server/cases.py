@@ -71,12 +71,13 @@ def parse_submission_id(raw) -> str:
         raise Refusal(422, "invalid", message, [FieldError("/id", message)]) from None
 
 
-def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str | None = None
-           ) -> tuple[Submission, bool]:
+def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str | None = None,
+           now: datetime | None = None) -> tuple[Submission, bool]:
     """Validate and store a submission with its first event, once per id.
 
     Returns the case and whether it was created now. The same id with the same content is
-    the same submission (a retry); the same id with other content is a conflict.
+    the same submission (a retry); the same id with other content is a conflict. `now` (naive
+    UTC) files it at another time: the demo's history does, requests never do.
     """
     fingerprint = request_hash(version.form.key, node.code, data)
     result = compiled(version).validate(data)
@@ -88,7 +89,7 @@ def submit(person: Person, version: FormVersion, node: GridNode, data, sid: str 
         raise Refusal(422, "invalid", "表单填写有误，请按提示修改", result.errors)
     check_references(person, compiled(version), result.data)
     sid = sid or str(uuid.uuid4())
-    now = utcnow()
+    now = now or utcnow()
     fields = dict(
         id=sid, form=version.form.key, version=version.version, form_version=version, grid=node,
         grid_code=node.code, grid_path=node.path, status="submitted", current_nodes=[],

@@ -114,11 +114,16 @@ def load(paths):
 
 @main.command("demo")
 @click.option("--password", default="gridflow", show_default=True, help="Password of every demo account.")
-def demo(password):
-    """Build the demo city: grid tree, people for every role, tokens, sample submissions."""
+@click.option("--history", default=300, show_default=True, type=click.IntRange(0, 100_000),
+              help="Past cases over the last year, handled through their flows (0: none).")
+def demo(password, history):
+    """Build the demo city: grid tree, people for every role, tokens, sample and past submissions."""
+    from . import stats
     from .demo import build_demo, print_logins
 
-    result = build_demo(password)
+    result = build_demo(password, history)
+    if result.history:
+        stats.rebuild(*stats.settings()[:2])
     print_logins(result, password)
 
 

@@ -70,6 +70,7 @@ class DemoResult:
     people: int = 0
     samples: int = 0
     adaptations: int = 0
+    history: int = 0
     tokens: dict[str, str] = field(default_factory=dict)
 
 
@@ -201,8 +202,9 @@ def _adaptations() -> int:
     return made
 
 
-def build_demo(password: str = "gridflow") -> DemoResult:
-    """Build the demo city once; later runs only renew the demo tokens."""
+def build_demo(password: str = "gridflow", history: int = 0) -> DemoResult:
+    """Build the demo city once, with `history` past cases; later runs only renew the demo tokens."""
+    from .demo_history import create_history
     from .demo_samples import create_samples
 
     with database.atomic():
@@ -214,6 +216,7 @@ def build_demo(password: str = "gridflow") -> DemoResult:
             result.people = _people(nodes, hash_password(password))
             result.adaptations = _adaptations()
             result.samples = create_samples()
+            result.history = create_history(history) if history else 0
         result.tokens = _tokens()
     return result
 
@@ -223,6 +226,8 @@ def print_logins(result: DemoResult, password: str) -> None:
     if result.created:
         click.echo(f"演示城市已建成：{result.nodes} 个网格节点，{result.people} 个账号，"
                    f"{result.samples} 条示例记录，玉城街道的 {result.adaptations} 项属地调整。")
+        if result.history:
+            click.echo(f"另有过去一年的 {result.history} 个历史案件（已按流程办理），统计页有数可看。")
     else:
         click.echo("演示城市已存在，仅更新了演示令牌。")
     click.echo(f"\n演示账号（密码均为 {password}）与 API 令牌：")

@@ -240,12 +240,15 @@ def write_started(case: Submission, started: Started) -> None:
 # -- acting ---------------------------------------------------------------------------------------
 
 def act(person: Person, case: Submission, action: str, zone: str, task: Task | None = None,
-        data: Any = None, comment: str | None = None, to: Any = None) -> Submission:
-    """Do an action on a case as a person, once: a stale revision is refused with 409."""
+        data: Any = None, comment: str | None = None, to: Any = None, now: datetime | None = None) -> Submission:
+    """Do an action on a case as a person, once: a stale revision is refused with 409.
+
+    `now` acts at another time (the demo's history plays cases through the past); requests never pass it.
+    """
     if case.flow_version_id is None or case.flow_state is None:
         raise Refusal(409, "no_flow", "这张表单没有办理流程")
     flow = FlowVersion.get_by_id(case.flow_version_id).definition
-    env = environment(zone)
+    env = environment(zone, now)
     to = _people(to)
     _check_target(case, action, to)
     step = engine.act(flow, case.flow_state, case_view(case), env, person.id, action,
@@ -447,7 +450,7 @@ def _spawn(case: Submission, spawn: dict, now: datetime) -> None:
     try:
         if version is None:
             raise Refusal(422, "invalid", f"找不到表单 {spawn['form']}")
-        child, _ = cases.submit(submitter, version, node, spawn["data"])
+        child, _ = cases.submit(submitter, version, node, spawn["data"], now=now)
     except Refusal as exc:
         Event.create(submission=case.id, at=now, kind="spawn_failed", node=spawn["node"],
                      comment=exc.message, payload={"form": spawn["form"],

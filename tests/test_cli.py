@@ -262,8 +262,9 @@ def _counts() -> dict:
 
 @pytest.fixture
 def demo(runner, shipped):
-    """Run `gridflow demo` after loading the shipped definitions (as `make run` does)."""
-    result = run(runner, "demo")
+    """Run `gridflow demo` after loading the shipped definitions (as `make run` does; the past cases
+    of `--history` are tested in test_demo_history.py)."""
+    result = run(runner, "demo", "--history", 0)
     ok(result)
     return result
 
